@@ -1,0 +1,268 @@
+"""The ``brats-ssl`` command line: one thin function per command; the work is in the library.
+
+Exit codes: 0 success, 2 bad input (the message names the case, the file and the problem),
+1 internal error. Tracebacks only with ``--debug``. Heavy imports (torch, MONAI) happen inside
+the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+from rich.console import Console
+
+from brats_ssl.errors import BadInputError
+
+app = typer.Typer(
+    name="brats-ssl",
+    help="Semi-supervised brain-tumour segmentation: uncertainty-aware teacher, confidence "
+    "curriculum, learn-and-unlearn student.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    """Global options (they go before the command)."""
+
+
+# --- data ------------------------------------------------------------------------------------
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the cohort into (BraTS 2021 layout)."),
+    cases: int = typer.Option(12, "--cases", "-n", min=1, help="Number of cases."),
+    shape: tuple[int, int, int] = typer.Option((96, 96, 64), "--shape", help="Volume shape X Y Z (voxels)."),
+    spacing: float = typer.Option(2.0, "--spacing", help="Voxel spacing in mm (all axes)."),
+    sites: int = typer.Option(3, "--sites", min=1, help="Number of simulated scanners/sites."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same cohort."),
+    montage: Optional[Path] = typer.Option(None, "--montage", help="Also write a PNG montage of a few cases."),
+) -> None:
+    """Write a synthetic BraTS-2021-layout cohort (NIfTI) with per-site differences in sites.csv."""
+    from brats_ssl.data.synthetic import write_cohort
+
+    ids = write_cohort(out, cases=cases, shape=shape, spacing=spacing, sites=sites, seed=seed)
+    console.print(f"wrote {len(ids)} cases to {out} (sites in {out / 'sites.csv'})")
+    if montage is not None:
+        from brats_ssl.viz import dataset_montage
+
+        dataset_montage(out, montage)
+        console.print(f"montage: {montage}")
+
+
+@app.command()
+def check(data: Path = typer.Argument(..., help="Dataset folder (BraTS 2017-21, 2023+, MSD Task01, nnU-Net raw).")) -> None:
+    """Detect the dataset's convention, validate every case and print a table. Exit 2 if any case is unusable."""
+    from brats_ssl.data.validate import check_dataset
+
+    if not check_dataset(data, console=console):
+        raise typer.Exit(2)
+
+
+@app.command()
+def split(
+    data: Path = typer.Argument(..., help="Dataset folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="split.json to write."),
+    labeled: float = typer.Option(0.1, "--labeled", help="Fraction (0-1] of the non-validation cases that keep their labels."),
+    val: float = typer.Option(0.2, "--val", help="Fraction of labeled cases held out for validation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    min_labeled: int = typer.Option(1, "--min-labeled", help="At least this many labeled cases."),
+) -> None:
+    """Seeded, disjoint labeled / unlabeled / val split, stratified by site where sites are known."""
+    from brats_ssl.data.split import make_split, save_split
+    from brats_ssl.data.dataset import open_dataset
+
+    result = make_split(open_dataset(data), labeled=labeled, val=val, seed=seed, min_labeled=min_labeled)
+    save_split(result, out)
+    console.print(
+        f"{out}: {len(result['labeled'])} labeled, {len(result['unlabeled'])} unlabeled, {len(result['val'])} val"
+    )
+
+
+# --- training and inference ------------------------------------------------------------------
+
+_PRESET_HELP = "tiny (seconds, tests), cpu (2 mm, 64^3, ~2 M params), gpu (1 mm, 128^3), auto (by device)."
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Dataset folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run folder (created; an existing one is resumed)."),
+    split_file: Optional[Path] = typer.Option(None, "--split", help="split.json from `brats-ssl split`."),
+    method: str = typer.Option("ours", "--method", help="ours | supervised | self-training | mean-teacher | ua-mt."),
+    preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help="transaspp_unet | unet | segresnet | swinunetr."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (teacher, and per student stage)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling, augmentation and initialisation."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file overriding any setting."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a setting: --set train.lr=1e-3 (repeatable)."),
+    unlearn: Optional[str] = typer.Option(None, "--unlearn", help="Unlearning variant: argmax | absent | none."),
+    no_curriculum: bool = typer.Option(False, "--no-curriculum", help="Ablation: all unlabeled cases from stage 1."),
+    no_refinement: bool = typer.Option(False, "--no-refinement", help="Ablation: no teacher-student agreement refinement."),
+    no_uncertainty_weighting: bool = typer.Option(False, "--no-uncertainty-weighting", help="Ablation: unweighted L_learn."),
+    audit_labels: bool = typer.Option(False, "--audit-labels", help="Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Train: teacher → pseudo-labels → curriculum student (or a baseline). Re-running resumes."""
+    from brats_ssl.pipeline import TrainRequest, run_training
+
+    request = TrainRequest(
+        data=data, run_dir=out, split_file=split_file, method=method, preset=preset_name, model=model,
+        steps=steps, seed=seed, config_file=config_file, overrides=list(overrides), unlearn=unlearn,
+        curriculum=not no_curriculum, refinement=not no_refinement,
+        uncertainty_weighting=not no_uncertainty_weighting, audit_labels=audit_labels, device=device,
+    )
+    summary = run_training(request, console=console)
+    console.print(f"summary: {out / 'summary.json'}")
+    if summary is not None:
+        from brats_ssl.metrics import print_summary_table
+
+        print_summary_table(summary, console=console)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder from `brats-ssl train`."),
+    data: Path = typer.Argument(..., help="Folder of cases to segment (any supported convention; seg files not needed)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder for <case>.nii.gz."),
+    mc: int = typer.Option(1, "--mc", min=1, help="MC-dropout samples (1 = deterministic)."),
+    tta: bool = typer.Option(False, "--tta", help="Flip test-time augmentation."),
+    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write 4-D class probabilities."),
+    save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Also write normalised entropy and mutual information."),
+    checkpoint: str = typer.Option("final", "--checkpoint", help="final (the run's final model) | teacher | best | last."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Segment scans; writes NIfTI in each input's geometry and label convention."""
+    from brats_ssl.inference import predict_folder
+
+    written = predict_folder(run, data, out, mc=mc, tta=tta, save_probabilities=save_probabilities,
+                             save_uncertainty=save_uncertainty, checkpoint=checkpoint, device=device,
+                             console=console)
+    console.print(f"wrote {len(written)} segmentations to {out}")
+
+
+@app.command()
+def pseudolabel(
+    run: Path = typer.Argument(..., help="Run folder trained with --method ours."),
+    data: Path = typer.Argument(..., help="The dataset folder the run was trained on."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+) -> None:
+    """Export pseudo-labels, probabilistic masks and uncertainty maps as NIfTI for review in 3D Slicer."""
+    from brats_ssl.ssl.export import export_pseudolabels
+
+    written = export_pseudolabels(run, data, out, console=console)
+    console.print(f"exported {len(written)} cases to {out}")
+
+
+@app.command()
+def suggest(
+    run: Path = typer.Argument(..., help="Run folder trained with --method ours."),
+    data: Path = typer.Argument(..., help="The dataset folder the run was trained on."),
+    top: int = typer.Option(10, "--top", min=1, help="How many scans to suggest."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Also write the table as CSV."),
+) -> None:
+    """Which unlabeled scans to annotate next, and why (active learning)."""
+    from brats_ssl.ssl.suggest import suggest_cases
+
+    suggest_cases(run, data, top=top, out=out, console=console)
+
+
+# --- evaluation and reports ------------------------------------------------------------------
+
+@app.command()
+def evaluate(
+    pred: Path = typer.Argument(..., help="Folder of <case>.nii.gz label maps (same convention as GT)."),
+    gt: Path = typer.Argument(..., help="Ground-truth dataset folder (any supported convention)."),
+    out: Path = typer.Option(..., "-o", "--out", help="summary.json to write (a .csv is written beside it)."),
+) -> None:
+    """Dice and HD95 per label (NCR, ED, ET) and region (WT, TC, ET), per case and mean."""
+    from brats_ssl.metrics import evaluate_folder, print_summary_table
+
+    summary = evaluate_folder(pred, gt, out)
+    print_summary_table(summary, console=console)
+    console.print(f"wrote {out} and {out.with_suffix('.csv')}")
+
+
+@app.command()
+def experiment(
+    data: Path = typer.Argument(..., help="Dataset folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Experiment folder (resumable)."),
+    fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
+    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help="Methods to compare."),
+    seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
+    val: float = typer.Option(0.2, "--val", help="Validation fraction (one fixed val set for all runs)."),
+    preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a setting for every run (repeatable)."),
+) -> None:
+    """Data-efficiency sweep: every fraction × method × seed on one val set → table and curve."""
+    from brats_ssl.experiment import run_experiment
+
+    run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val,
+                   preset=preset_name, steps=steps, overrides=list(overrides), console=console)
+
+
+@app.command()
+def report(target: Path = typer.Argument(..., help="A run folder or an experiment folder.")) -> None:
+    """(Re)draw plots and write report.md and report.html."""
+    from brats_ssl.report import write_report
+
+    path = write_report(target, console=console)
+    console.print(f"report: {path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "-o", "--out", help="Folder for the cohort, the run and the report."),
+    cases: int = typer.Option(40, "--cases", help="Synthetic cases."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """Synthetic cohort → 10 % labeled split → --method ours → report, in a few minutes on a laptop CPU."""
+    from brats_ssl.demo import run_demo
+
+    run_demo(out, cases=cases, seed=seed, console=console)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes (2 bad input, 1 internal error)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="brats-ssl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except Exit as stop:
+        code = stop.exit_code
+    except Abort:
+        err_console.print("aborted")
+        code = 130
+    except TyperException as error:  # usage errors are bad input too
+        show = getattr(error, "show", None)
+        show() if show else err_console.print(f"error: {error.format_message()}")
+        code = 2
+    except BadInputError as error:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+        code = 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted; re-run the same command to resume")
+        code = 130
+    except Exception as error:  # noqa: BLE001 - the last line of defence
+        if debug:
+            traceback.print_exc()
+        err_console.print(
+            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            "re-run with --debug for the traceback and report it", markup=True, soft_wrap=True,
+        )
+        code = 1
+    sys.exit(code)

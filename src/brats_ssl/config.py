@@ -1,0 +1,285 @@
+"""Every setting as a dataclass; presets; YAML load/save; ``section.field=value`` overrides.
+
+A run folder's ``config.yaml`` is the whole truth about a run: ``train`` on an existing run
+folder reloads it, so a resumed run cannot silently change its settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brats_ssl import atomic
+from brats_ssl.errors import BadInputError
+
+
+@dataclass
+class DataConfig:
+    target_spacing: list[float] | None = None  # mm; None keeps each case's own spacing
+    crop_margin: int = 4  # voxels around the brain's bounding box
+    cache_dir: str | None = None  # default: $BRATS_SSL_CACHE or ~/.cache/brats-ssl
+
+
+@dataclass
+class ModelConfig:
+    name: str = "transaspp_unet"  # transaspp_unet | unet | segresnet | swinunetr
+    spatial_dims: int = 3  # 2 = slice mode
+    features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    dropout: float = 0.1  # in bottleneck and decoder; kept on for MC sampling
+    aspp_dilations: list[int] = field(default_factory=lambda: [1, 2, 3])
+    transformer_layers: int = 1
+    transformer_heads: int = 4
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 2
+    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly | cosine
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    loss: str = "dice_ce"  # dice_ce | region (sigmoid Dice + BCE on WT/TC/ET)
+    foreground_fraction: float = 0.33  # share of patches centred on tumour
+    augment: bool = True
+    val_every: int = 250
+    val_cases: int | None = None  # cap on val cases per validation (None = all)
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    channels_last: bool = True
+    num_workers: int = 1
+    log_every: int = 10
+
+
+@dataclass
+class InferenceConfig:
+    overlap: float = 0.25
+    sw_batch_size: int = 2
+    mc_samples: int = 8
+    tta: bool = False
+
+
+@dataclass
+class SSLConfig:
+    stages: int = 4
+    stage_steps: int = 1000
+    curriculum: bool = True  # False: every unlabeled case from stage 1
+    tau_start: float = 0.90
+    tau_end: float = 0.70
+    unlearn: str = "absent"  # argmax | absent | none
+    beta: float = 0.5
+    tau_neg: float = 0.05
+    uncertainty_weighting: bool = True
+    lambda_max: float = 1.0
+    rampup_fraction: float = 0.4  # of a stage's steps
+    pseudo_fraction: float = 0.5  # share of each batch drawn from pseudo-labeled cases
+    refinement: bool = True
+    tau_agree: float = 0.80
+    confidence_margin_mm: float = 8.0
+    empty_penalty: float = 0.5
+    ema_decay: float = 0.99  # mean-teacher / ua-mt
+    consistency_weight: float = 0.1  # mean-teacher / ua-mt
+
+
+@dataclass
+class Config:
+    preset: str = "cpu"
+    method: str = "supervised"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS = ("tiny", "cpu", "gpu", "auto")
+
+
+def preset(name: str) -> Config:
+    """A complete configuration for ``tiny`` (tests), ``cpu``, ``gpu`` or ``auto`` (by device)."""
+    if name == "auto":
+        import torch
+
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    if name == "tiny":
+        return Config(
+            preset="tiny",
+            data=DataConfig(target_spacing=None, crop_margin=2),
+            model=ModelConfig(features=[8, 16, 32], dropout=0.1, transformer_heads=2),
+            train=TrainConfig(steps=20, batch_size=2, patch_size=[32, 32, 32], lr=3e-3,
+                              warmup_steps=2, val_every=10, log_every=5, num_workers=0),
+            inference=InferenceConfig(overlap=0.25, sw_batch_size=2, mc_samples=4),
+            ssl=SSLConfig(stages=2, stage_steps=10),
+        )
+    if name == "cpu":
+        return Config(
+            preset="cpu",
+            data=DataConfig(target_spacing=[2.0, 2.0, 2.0]),
+            model=ModelConfig(features=[16, 32, 64, 128], dropout=0.1),
+            train=TrainConfig(steps=1500, batch_size=2, patch_size=[64, 64, 64], val_every=250),
+            inference=InferenceConfig(overlap=0.25, sw_batch_size=2, mc_samples=8),
+            ssl=SSLConfig(stages=4, stage_steps=500),
+        )
+    if name == "gpu":
+        return Config(
+            preset="gpu",
+            data=DataConfig(target_spacing=[1.0, 1.0, 1.0]),
+            model=ModelConfig(features=[32, 64, 128, 256, 320], dropout=0.1, transformer_layers=2,
+                              transformer_heads=8),
+            train=TrainConfig(steps=50000, batch_size=2, patch_size=[128, 128, 128], lr=1e-3,
+                              val_every=1000, num_workers=4),
+            inference=InferenceConfig(overlap=0.5, sw_batch_size=4, mc_samples=8),
+            ssl=SSLConfig(stages=4, stage_steps=10000),
+        )
+    raise BadInputError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    """Check and convert a YAML / command-line value to a field's annotated type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except BadInputError as error:
+                errors.append(str(error))
+        raise BadInputError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise BadInputError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, args[0], where) for v in value]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise BadInputError(f"{where}: expected true/false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise BadInputError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = float(value) if annotation is float else int(value)
+        except ValueError as error:
+            raise BadInputError(f"{where}: expected a number, got {value!r}") from error
+        return number
+    if annotation is str:
+        if not isinstance(value, str):
+            raise BadInputError(f"{where}: expected text, got {value!r}")
+        return value
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
+    if not isinstance(values, dict):
+        raise BadInputError(f"{where}: expected a mapping of settings, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise BadInputError(f"{where}: unknown setting {key!r}; valid: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, f"{where}.{key}" if where else key)
+        else:
+            setattr(obj, key, _convert(value, hints[key], f"{where}.{key}" if where else key))
+
+
+def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
+    """A config from a (possibly partial) mapping, on top of ``base`` or the mapping's preset."""
+    values = dict(values)
+    if base is None:
+        base = preset(values.get("preset", "cpu"))
+    _apply(base, values, "")
+    validate(base)
+    return base
+
+
+def load(path: str | Path, base: Config | None = None) -> Config:
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise BadInputError(f"file {path}: cannot be read ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise BadInputError(f"file {path}: not valid YAML ({error})") from error
+    try:
+        return from_dict(values, base)
+    except BadInputError as error:
+        raise BadInputError(f"file {path}: {error}") from error
+
+
+def save(config: Config, path: str | Path) -> Path:
+    return atomic.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.field=value`` strings (values parsed as YAML: ``[2,2,2]``, ``true``, ``1e-3``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise BadInputError(f"override {item!r}: expected section.field=value, e.g. train.lr=1e-3")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        nested: Any = value
+        for part in reversed(key.strip().split(".")):
+            nested = {part: nested}
+        _apply(config, nested, "")
+    validate(config)
+    return config
+
+
+METHODS = ("supervised", "ours", "self-training", "mean-teacher", "ua-mt")
+
+
+def validate(config: Config) -> None:
+    """Reject settings that cannot work, with the field named."""
+    checks = [
+        (config.method in METHODS, f"method: {config.method!r} is not one of {', '.join(METHODS)}"),
+        (config.train.steps >= 1, "train.steps: must be at least 1"),
+        (config.train.batch_size >= 1, "train.batch_size: must be at least 1"),
+        (len(config.train.patch_size) == 3 and all(p >= 8 for p in config.train.patch_size),
+         "train.patch_size: three sizes of at least 8 voxels"),
+        (config.train.lr > 0, "train.lr: must be positive"),
+        (config.train.optimizer in ("adamw", "sgd"), "train.optimizer: adamw or sgd"),
+        (config.train.schedule in ("poly", "cosine"), "train.schedule: poly or cosine"),
+        (config.train.loss in ("dice_ce", "region"), "train.loss: dice_ce or region"),
+        (config.train.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision: auto, bf16, fp16 or fp32"),
+        (0 <= config.train.foreground_fraction <= 1, "train.foreground_fraction: between 0 and 1"),
+        (config.train.val_every >= 1, "train.val_every: must be at least 1"),
+        (config.model.spatial_dims in (2, 3), "model.spatial_dims: 2 or 3"),
+        (len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
+         "model.features: at least two positive widths"),
+        (0 <= config.model.dropout < 1, "model.dropout: in [0, 1)"),
+        (config.data.target_spacing is None
+         or (len(config.data.target_spacing) == 3 and all(s > 0 for s in config.data.target_spacing)),
+         "data.target_spacing: three positive spacings in mm, or null"),
+        (0 <= config.inference.overlap < 1, "inference.overlap: in [0, 1)"),
+        (config.inference.mc_samples >= 1, "inference.mc_samples: at least 1"),
+        (config.ssl.stages >= 1, "ssl.stages: at least 1"),
+        (config.ssl.stage_steps >= 1, "ssl.stage_steps: at least 1"),
+        (config.ssl.unlearn in ("argmax", "absent", "none"), "ssl.unlearn: argmax, absent or none"),
+        (0 < config.ssl.tau_end <= 1 and 0 < config.ssl.tau_start <= 1, "ssl.tau_start/tau_end: in (0, 1]"),
+        (0 <= config.ssl.pseudo_fraction < 1, "ssl.pseudo_fraction: in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BadInputError(f"invalid setting {message}")

@@ -1,0 +1,1 @@
+"""Reading BraTS-like datasets into one internal form, preprocessing, splits, sampling."""

@@ -1,0 +1,108 @@
+"""Shared fixtures: tiny datasets written in every supported convention, the real dev folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "brats-dev"
+AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep the preprocessing cache out of the user's home during tests."""
+    import os
+
+    os.environ["BRATS_SSL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+def real_data_or_skip() -> Path:
+    if not (REAL_DATA / "BraTS2021_00006").is_dir():
+        pytest.skip("../shared/data/brats-dev is absent")
+    return REAL_DATA.resolve()
+
+
+def synthetic_case(shape=(24, 28, 20), seed=0):
+    """A blob brain with a three-part tumour: (image (4, *shape) int16, labels internal uint8)."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    brain = (grid**2).sum(0) < 0.8
+    centre = rng.uniform(-0.25, 0.25, size=3)[:, None, None, None]
+    r = np.sqrt(((grid - centre) ** 2).sum(0))
+    labels = np.zeros(shape, np.uint8)
+    labels[(r < 0.45) & brain] = 2
+    labels[(r < 0.3) & brain] = 3
+    labels[(r < 0.18) & brain] = 1
+    image = np.zeros((4,) + tuple(shape), np.float32)
+    for c in range(4):
+        base = 100 + 30 * c
+        image[c] = np.where(brain, base + 40 * (labels == (c % 3) + 1) + rng.normal(0, 5, shape), 0)
+    return np.clip(image, 0, None).astype(np.int16), labels
+
+
+def _save(array, path: Path, affine=AFFINE, dtype=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(array if dtype is None else array.astype(dtype), affine)
+    nib.save(image, str(path))
+
+
+def write_dataset(root: Path, convention: str = "brats2021", n: int = 3, shape=(24, 28, 20),
+                  unlabeled: int = 0, seed: int = 0) -> Path:
+    """Write ``n`` labeled (+ ``unlabeled``) tiny cases in a convention; returns the root."""
+    root.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for i in range(n + unlabeled):
+        image, labels = synthetic_case(shape, seed + i)
+        labeled = i < n
+        if convention == "brats2021":
+            case = f"BraTS2021_{i:05d}"
+            for c, m in enumerate(("t1", "t1ce", "t2", "flair")):
+                _save(image[c], root / case / f"{case}_{m}.nii.gz")
+            if labeled:
+                _save(np.array([0, 1, 2, 4], np.uint8)[labels], root / case / f"{case}_seg.nii.gz")
+        elif convention == "brats2023":
+            case = f"BraTS-GLI-{i:05d}-000"
+            for c, m in enumerate(("t1n", "t1c", "t2w", "t2f")):
+                _save(image[c], root / case / f"{case}-{m}.nii.gz")
+            if labeled:
+                _save(labels, root / case / f"{case}-seg.nii.gz")
+        elif convention == "msd":
+            case = f"BRATS_{i:03d}"
+            # channels FLAIR, T1w, T1gd, T2w; labels 1 edema, 2 non-enhancing, 3 enhancing
+            stacked = np.stack([image[3], image[0], image[1], image[2]], axis=-1)
+            _save(stacked, root / "imagesTr" / f"{case}.nii.gz")
+            if labeled:
+                _save(np.array([0, 2, 1, 3], np.uint8)[labels], root / "labelsTr" / f"{case}.nii.gz")
+        elif convention == "nnunet":
+            case = f"BraTS2021_{i:05d}"
+            # deliberately not the internal order: FLAIR, T1, T1ce, T2
+            for k, c in enumerate((3, 0, 1, 2)):
+                _save(image[c], root / "imagesTr" / f"{case}_{k:04d}.nii.gz")
+            if labeled:
+                _save(np.array([0, 2, 1, 3], np.uint8)[labels], root / "labelsTr" / f"{case}.nii.gz")
+        else:
+            raise ValueError(convention)
+        ids.append(case)
+    if convention == "msd":
+        (root / "dataset.json").write_text(json.dumps({
+            "name": "BRATS", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+        }))
+    if convention == "nnunet":
+        (root / "dataset.json").write_text(json.dumps({
+            "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1ce", "3": "T2"},
+            "labels": {"background": 0, "whole_tumor": [1, 2, 3], "tumor_core": [2, 3], "enhancing_tumor": 3},
+            "numTraining": n, "file_ending": ".nii.gz",
+        }))
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return write_dataset(tmp_path / "data", "brats2021", n=3)
