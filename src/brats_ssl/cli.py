@@ -46,12 +46,13 @@ def synth(
     spacing: float = typer.Option(2.0, "--spacing", help="Voxel spacing in mm (all axes)."),
     sites: int = typer.Option(3, "--sites", min=1, help="Number of simulated scanners/sites."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same cohort."),
+    unlabeled: int = typer.Option(0, "--unlabeled", min=0, help="Extra cases written without a seg file."),
     montage: Optional[Path] = typer.Option(None, "--montage", help="Also write a PNG montage of a few cases."),
 ) -> None:
     """Write a synthetic BraTS-2021-layout cohort (NIfTI) with per-site differences in sites.csv."""
     from brats_ssl.data.synthetic import write_cohort
 
-    ids = write_cohort(out, cases=cases, shape=shape, spacing=spacing, sites=sites, seed=seed)
+    ids = write_cohort(out, cases=cases, shape=shape, spacing=spacing, sites=sites, seed=seed, unlabeled=unlabeled)
     console.print(f"wrote {len(ids)} cases to {out} (sites in {out / 'sites.csv'})")
     if montage is not None:
         from brats_ssl.viz import dataset_montage
@@ -143,7 +144,7 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
 ) -> None:
     """Segment scans; writes NIfTI in each input's geometry and label convention."""
-    from brats_ssl.inference import predict_folder
+    from brats_ssl.predict import predict_folder
 
     written = predict_folder(run, data, out, mc=mc, tta=tta, save_probabilities=save_probabilities,
                              save_uncertainty=save_uncertainty, checkpoint=checkpoint, device=device,

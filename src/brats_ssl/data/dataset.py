@@ -128,11 +128,12 @@ def _nifti_files(folder: Path) -> list[Path]:
 def _folder_case(folder: Path) -> tuple[Convention, CaseRef] | None:
     """A case folder in BraTS 2017-21 or 2023+ naming, or None when it is neither."""
     stems = {}
+    # Sorted names put .nii before .nii.gz, so .nii.gz (listed last) wins for the same stem;
+    # both present is reported by validation.
     for path in _nifti_files(folder):
         stem = _strip_nifti(path.name)
         assert stem is not None
-        # .nii.gz wins over .nii for the same stem; both present is reported by validation.
-        stems.setdefault(stem, path)
+        stems[stem] = path
     for convention in (BRATS2021, BRATS2023):
         suffixes: dict[str, str] = convention.extra["suffixes"]  # type: ignore[assignment]
         seg_suffix: str = convention.extra["seg"]  # type: ignore[assignment]
@@ -143,7 +144,6 @@ def _folder_case(folder: Path) -> tuple[Convention, CaseRef] | None:
                     images[modality] = ImageRef(path)
         seg = next((p for s, p in stems.items() if s.lower().endswith(seg_suffix)), None)
         if images or seg is not None:
-            # BraTS 2021 "_t1" is also the tail of "-t1"? No: '-' vs '_' keep them apart.
             return convention, CaseRef(folder.name, images, seg, convention)
     return None
 

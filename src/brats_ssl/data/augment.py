@@ -1,0 +1,55 @@
+"""Training-time augmentation of patches, built from MONAI dictionary transforms.
+
+The image is interpolated bilinearly; every label-like map (labels, confidences, masks) with
+nearest neighbour, so a pseudo-label and its confidence stay aligned voxel for voxel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from monai.data import set_track_meta
+from monai.transforms import (
+    Compose,
+    RandAdjustContrastd,
+    RandAffined,
+    RandFlipd,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
+
+
+def build_augmentation(label_keys: tuple[str, ...], *, spatial_dims: int = 3) -> Compose:
+    keys = ("image",) + tuple(label_keys)
+    modes = ("bilinear",) + ("nearest",) * len(label_keys)
+    return Compose([
+        RandAffined(keys, prob=0.2, rotate_range=(0.26,) * spatial_dims, scale_range=(0.1,) * spatial_dims,
+                    mode=modes, padding_mode="zeros"),
+        *[RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(spatial_dims)],
+        RandScaleIntensityd("image", factors=0.1, prob=0.3),
+        RandShiftIntensityd("image", offsets=0.1, prob=0.3),
+        RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.2, retain_stats=True),
+        RandGaussianNoised("image", prob=0.15, std=0.05),
+    ])
+
+
+class Augmenter:
+    """Applies the augmentation to one patch dict of numpy arrays, seeded per call."""
+
+    def __init__(self, label_keys: tuple[str, ...], *, spatial_dims: int = 3):
+        set_track_meta(False)  # plain tensors: MONAI metadata tracking costs time and is unused
+        self.label_keys = label_keys
+        self.transform = build_augmentation(label_keys, spatial_dims=spatial_dims)
+
+    def __call__(self, patch: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+        self.transform.set_random_state(seed=seed % (2**32))
+        data = {"image": torch.from_numpy(patch["image"])}
+        for key in self.label_keys:
+            data[key] = torch.from_numpy(patch[key][None].astype(np.float32))
+        out = self.transform(data)
+        result = dict(patch)
+        result["image"] = np.asarray(out["image"], dtype=np.float32)
+        for key in self.label_keys:
+            result[key] = np.asarray(out[key][0]).round().astype(patch[key].dtype)
+        return result

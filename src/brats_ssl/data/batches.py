@@ -1,0 +1,125 @@
+"""Training batches mixing labeled, pseudo-labeled and unlabeled patches at fixed shares.
+
+A batch is a pure function of (seed, stream, step): resuming draws the same batches, and a
+``torch.utils.data.DataLoader`` worker can build them ahead of the training step.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from brats_ssl.data.augment import Augmenter
+from brats_ssl.data.sampling import TrainItem, sample_patch
+
+LABELED, PSEUDO, UNLABELED = 0, 1, 2
+MAP_KEYS = ("label", "confidence", "absent")
+
+
+@dataclass
+class Pool:
+    """Cases of one kind (LABELED, PSEUDO or UNLABELED) and their share of every batch."""
+
+    items: list[TrainItem]
+    share: float
+    kind: int
+
+
+def allocate(batch_size: int, shares: list[float]) -> list[int]:
+    """Samples per pool: largest remainder, every pool with a positive share gets at least one
+    when the batch allows it."""
+    total = sum(shares)
+    raw = [batch_size * s / total for s in shares]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True):
+        if sum(counts) >= batch_size:
+            break
+        counts[i] += 1
+    for i, share in enumerate(shares):
+        if share > 0 and counts[i] == 0 and batch_size >= len(shares):
+            j = max(range(len(counts)), key=lambda k: counts[k])
+            counts[j] -= 1
+            counts[i] += 1
+    return counts
+
+
+def _stream_id(stream: str) -> int:
+    return zlib.crc32(stream.encode())
+
+
+class BatchBuilder:
+    def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...], batch_size: int,
+                 foreground_fraction: float, augment: bool, seed: int, stream: str, spatial_dims: int = 3):
+        self.pools = [p for p in pools if p.items and p.share > 0]
+        if not self.pools:
+            raise ValueError("no training cases")
+        self.counts = allocate(batch_size, [p.share for p in self.pools])
+        self.patch_size = tuple(patch_size)
+        self.foreground_fraction = foreground_fraction
+        self.seed = seed
+        self.stream = _stream_id(stream)
+        label_keys = ("label", "confidence", "absent")
+        self.augmenter = Augmenter(label_keys, spatial_dims=spatial_dims) if augment else None
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.stream, step])
+        samples = []
+        for pool, count in zip(self.pools, self.counts):
+            for _ in range(count):
+                item = pool.items[int(rng.integers(len(pool.items)))]
+                patch = sample_patch(item, self.patch_size, rng, self.foreground_fraction)
+                patch = self._complete(patch, pool.kind)
+                if self.augmenter is not None:
+                    patch = self.augmenter(patch, int(rng.integers(2**31)))
+                patch["kind"] = np.int64(pool.kind)
+                samples.append(patch)
+        return {
+            "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
+            "label": torch.from_numpy(np.stack([s["label"] for s in samples]).astype(np.int64)),
+            # raw uint8: 0 = no information, else 1 + round(c·254) (see ssl/pseudolabels.py)
+            "confidence": torch.from_numpy(np.stack([s["confidence"] for s in samples])),
+            "absent": torch.from_numpy(np.stack([s["absent"] for s in samples])),
+            "kind": torch.tensor([int(s["kind"]) for s in samples]),
+        }
+
+    @staticmethod
+    def _complete(patch: dict[str, np.ndarray], kind: int) -> dict[str, np.ndarray]:
+        """Give every sample the same maps: true labels are fully confident, nothing ruled out."""
+        shape = patch["image"].shape[1:]
+        if "label" not in patch:
+            patch["label"] = np.zeros(shape, np.uint8)
+        if "confidence" not in patch:
+            patch["confidence"] = np.full(shape, 255 if kind == LABELED else 0, np.uint8)
+        if "absent" not in patch:
+            patch["absent"] = np.zeros(shape, np.uint8)
+        return patch
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Index = step number → the batch of that step (lets a DataLoader prefetch in a worker)."""
+
+    def __init__(self, builder: BatchBuilder, start: int, stop: int):
+        self.builder, self.start, self.stop = builder, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.builder(self.start + index)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def batch_loader(builder: BatchBuilder, start: int, stop: int, num_workers: int):
+    dataset = StepBatches(builder, start, stop)
+    if num_workers <= 0:
+        return (dataset[i] for i in range(len(dataset)))
+    return iter(torch.utils.data.DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=num_workers, prefetch_factor=2,
+        worker_init_fn=_worker_init, persistent_workers=False,
+    ))

@@ -1,0 +1,120 @@
+"""Seeded labeled / unlabeled / validation splits, stratified by site where sites are known.
+
+The validation set is held out from everything; the remainder is split into a labeled fraction
+and an unlabeled rest. Cases without a seg file can only be unlabeled.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from brats_ssl import atomic
+from brats_ssl.data.dataset import CaseRef, Dataset
+from brats_ssl.errors import BadInputError
+
+SPLIT_KEYS = ("labeled", "unlabeled", "val")
+
+
+def _site_interleaved(cases: list[CaseRef], rng: random.Random) -> list[CaseRef]:
+    """Shuffle within each site, then deal sites round-robin: any prefix is stratified by site."""
+    by_site: dict[str, list[CaseRef]] = defaultdict(list)
+    for case in cases:
+        by_site[case.site or ""].append(case)
+    queues = []
+    for site in sorted(by_site):
+        members = sorted(by_site[site], key=lambda c: c.case_id)
+        rng.shuffle(members)
+        queues.append(members)
+    # Larger sites deal more often, so a prefix keeps the site proportions.
+    order = []
+    total = sum(len(q) for q in queues)
+    taken = [0] * len(queues)
+    for _ in range(total):
+        best = max(range(len(queues)),
+                   key=lambda i: (len(queues[i]) - taken[i]) / len(queues[i]) if taken[i] < len(queues[i]) else -1)
+        order.append(queues[best][taken[best]])
+        taken[best] += 1
+    return order
+
+
+def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, min_labeled: int = 1,
+               unlabeled_sites: list[str] | None = None) -> dict:
+    """A split of ``dataset`` as a JSON-ready dict.
+
+    ``val`` is the share of all cases (taken from cases with labels) held out for validation;
+    ``labeled`` the share of the remaining cases that keep their labels. ``unlabeled_sites``
+    forces every case of those sites into the unlabeled pool (used by the demo to show unseen sites).
+    """
+    if not 0 < labeled <= 1:
+        raise BadInputError(f"--labeled {labeled}: must be in (0, 1]")
+    if not 0 <= val < 1:
+        raise BadInputError(f"--val {val}: must be in [0, 1)")
+    rng = random.Random(seed)
+    with_seg = [c for c in dataset.cases if c.labeled]
+    if not with_seg:
+        raise BadInputError(f"folder {dataset.root}: no case has a seg file, so nothing can be labeled or validated")
+    n_val = min(len(with_seg) - 1, round(val * len(dataset.cases))) if val > 0 else 0
+    n_val = max(n_val, 1) if val > 0 and len(with_seg) > 1 else n_val
+    ordered = _site_interleaved(with_seg, rng)
+    val_cases = ordered[:n_val]
+    rest = [c for c in dataset.cases if c not in val_cases]
+    forced = set(unlabeled_sites or [])
+    candidates = _site_interleaved([c for c in rest if c.labeled and (c.site or "") not in forced], rng)
+    n_labeled = min(len(candidates), max(min_labeled, round(labeled * len(rest))))
+    if n_labeled < 1:
+        raise BadInputError("the split leaves no labeled case; raise --labeled or lower --val")
+    labeled_cases = candidates[:n_labeled]
+    unlabeled_cases = [c for c in rest if c not in labeled_cases]
+    return {
+        "seed": seed,
+        "labeled_fraction": labeled,
+        "val_fraction": val,
+        "dataset": str(dataset.root),
+        "labeled": sorted(c.case_id for c in labeled_cases),
+        "unlabeled": sorted(c.case_id for c in unlabeled_cases),
+        "val": sorted(c.case_id for c in val_cases),
+        "sites": {c.case_id: c.site for c in dataset.cases if c.site},
+    }
+
+
+def save_split(split: dict, path: str | Path) -> Path:
+    return atomic.write_json(path, split)
+
+
+def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
+    """Read a split.json and check it: disjoint lists; with a dataset, every case present and
+    every labeled / val case has a seg file."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise BadInputError(f"file {path}: split file does not exist") from error
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise BadInputError(f"file {path}: not a readable split JSON ({error})") from error
+    if not isinstance(split, dict) or any(not isinstance(split.get(k), list) for k in SPLIT_KEYS):
+        raise BadInputError(f"file {path}: a split needs lists 'labeled', 'unlabeled' and 'val'")
+    seen: dict[str, str] = {}
+    for key in SPLIT_KEYS:
+        for case_id in split[key]:
+            if not isinstance(case_id, str):
+                raise BadInputError(f"file {path}: {key} holds a non-text entry {case_id!r}")
+            if case_id in seen:
+                raise BadInputError(f"file {path}: case {case_id} is in both {seen[case_id]} and {key}")
+            seen[case_id] = key
+    if not split["labeled"]:
+        raise BadInputError(f"file {path}: no labeled case")
+    if dataset is not None:
+        known = {c.case_id: c for c in dataset.cases}
+        missing = [c for c in seen if c not in known]
+        if missing:
+            raise BadInputError(
+                f"file {path}: {len(missing)} case(s) not found in {dataset.root}: {', '.join(missing[:10])}"
+            )
+        for key in ("labeled", "val"):
+            no_seg = [c for c in split[key] if not known[c].labeled]
+            if no_seg:
+                raise BadInputError(f"file {path}: {key} case(s) without a seg file: {', '.join(no_seg[:10])}")
+    return split

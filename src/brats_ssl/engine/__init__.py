@@ -1,0 +1,1 @@
+"""One training engine (loop + hooks), checkpoints, device and precision handling."""

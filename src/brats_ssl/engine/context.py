@@ -1,0 +1,79 @@
+"""Everything a training run needs, resolved once: settings, cases, cache, device, output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from brats_ssl.config import Config
+from brats_ssl.data.cache import PreprocessCache
+from brats_ssl.data.dataset import CaseRef, Dataset
+from brats_ssl.data.preprocess import Preprocessed, PreprocessParams
+from brats_ssl.data.sampling import TrainItem
+from brats_ssl.losses import output_channels
+
+
+def model_fingerprint(config: Config) -> str:
+    """Identity of the network a checkpoint belongs to: architecture, width and output form."""
+    blob = json.dumps([config.model.__dict__, config.train.loss], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_model(config: Config) -> nn.Module:
+    from brats_ssl.networks.registry import build_network
+
+    return build_network(config.model, in_channels=4, out_channels=output_channels(config.train.loss),
+                         patch_size=config.train.patch_size)
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    config: Config
+    dataset: Dataset
+    split: dict
+    labeled: list[CaseRef]
+    unlabeled: list[CaseRef]  # seg files hidden: their labels are never read
+    val: list[CaseRef]
+    device: torch.device
+    console: Any = None
+    progress: Any = None
+    audit_labels: bool = False
+    cache: PreprocessCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cache = PreprocessCache(PreprocessParams.from_config(self.config.data), self.config.data.cache_dir)
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.config)
+
+    def new_model(self) -> nn.Module:
+        torch.manual_seed(self.config.seed)
+        return build_model(self.config)
+
+    def preprocessed(self, case: CaseRef) -> Preprocessed:
+        return self.cache.get(case)
+
+    def labeled_items(self) -> list[TrainItem]:
+        items = []
+        for case in self.labeled:
+            pre = self.preprocessed(case)
+            items.append(TrainItem(case.case_id, pre.image, {"label": pre.seg}))
+        return items
+
+    def audit_case(self, case: CaseRef) -> CaseRef:
+        """The unlabeled case with its hidden seg restored - only with ``--audit-labels``."""
+        if not self.audit_labels:
+            raise PermissionError("the labels of unlabeled cases are only read with --audit-labels")
+        return self.dataset.case(case.case_id)
+
+    def log(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(message)

@@ -1,0 +1,75 @@
+"""Device, mixed precision and memory format choices, in one place for training and inference."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from brats_ssl.errors import BadInputError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInputError(f"--device {name}: CUDA is not available on this machine")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise BadInputError(f"--device {name}: expected auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 / AMX). Without them bf16 convs fall
+    back to a reference path ~75x slower than fp32 (measured on an AVX2-only EPYC)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """``auto``: bf16 on GPUs that support it (fp16 otherwise) and on CPUs with native bf16
+    kernels; fp32 on other CPUs."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    dtype = autocast_dtype(device, precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_memory_format(module_or_tensor, channels_last: bool):
+    """channels_last(_3d) for 4-D / 5-D data when enabled; a no-op otherwise."""
+    if not channels_last:
+        return module_or_tensor
+    if isinstance(module_or_tensor, nn.Module):
+        dims = _module_dims(module_or_tensor)
+        fmt = torch.channels_last_3d if dims == 3 else torch.channels_last
+        return module_or_tensor.to(memory_format=fmt)
+    tensor = module_or_tensor
+    if tensor.dim() == 5:
+        return tensor.contiguous(memory_format=torch.channels_last_3d)
+    if tensor.dim() == 4:
+        return tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
+def _module_dims(module: nn.Module) -> int:
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv3d):
+            return 3
+        if isinstance(sub, nn.Conv2d):
+            return 2
+    return 3

@@ -1,0 +1,253 @@
+"""The one training loop. Methods plug in a loss function and hooks; nothing is subclassed.
+
+The loop owns what every method shares: optimizer and schedule, mixed precision and memory
+format, gradient clipping, periodic validation, best/last checkpoints (resumable at the exact
+step, with the same result as an uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a
+progress bar. A method supplies ``loss_fn(model, batch, step) -> (loss, logs)`` and optional
+hooks (e.g. an EMA teacher update) whose state is checkpointed with the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import torch
+from torch import nn
+
+from brats_ssl import atomic
+from brats_ssl.config import TrainConfig
+from brats_ssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from brats_ssl.engine.device import autocast, to_memory_format
+
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], tuple[torch.Tensor, dict[str, float]]]
+Validator = Callable[[nn.Module], dict[str, float]]
+DONE_FILE = "done.json"
+
+
+class Hook(Protocol):
+    """Optional callbacks; implement any subset. ``state_dict`` is saved in checkpoints."""
+
+    name: str
+
+    def on_step_end(self, trainer: "Trainer", step: int, logs: dict[str, float]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_score: float
+    best_step: int
+    last_val: dict[str, float]
+    seconds: float
+    out_dir: Path
+
+
+def score_of(metrics: dict[str, float]) -> float:
+    """Model selection score: mean Dice of the BraTS regions WT, TC, ET."""
+    return float(sum(metrics[r] for r in ("WT", "TC", "ET")) / 3)
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.99, nesterov=True, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int):
+    warmup = min(config.warmup_steps, max(steps - 1, 0))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min((step - warmup) / max(steps - warmup, 1), 1.0)
+        if config.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return (1 - progress) ** 0.9
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Per-step seed for dropout etc., so a resumed run reproduces an uninterrupted one."""
+    return (seed * 1_000_003 + step * 7919 + 17) % (2**63)
+
+
+class Trainer:
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        loss_fn: LossFn,
+        batches: Callable[[int, int], Iterable[dict[str, torch.Tensor]]],
+        out_dir: str | Path,
+        steps: int,
+        config: TrainConfig,
+        device: torch.device,
+        seed: int,
+        validator: Validator | None = None,
+        hooks: Iterable[Any] = (),
+        fingerprint: str | None = None,
+        description: str = "train",
+        progress: Any = None,
+        checkpoint_every: int = 100,
+    ):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.batches = batches
+        self.out_dir = Path(out_dir)
+        self.steps = steps
+        self.config = config
+        self.device = device
+        self.seed = seed
+        self.validator = validator
+        self.hooks = list(hooks)
+        self.fingerprint = fingerprint
+        self.description = description
+        self.progress = progress
+        self.checkpoint_every = checkpoint_every
+        self.optimizer = build_optimizer(model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, steps)
+        self.step = 0
+        self.best_score = -math.inf
+        self.best_step = -1
+        self.last_val: dict[str, float] = {}
+
+    # --- state ---------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "checkpoint_last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "checkpoint_best.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "last_val": self.last_val,
+            "rng_torch": torch.get_rng_state(),
+            "hooks": {h.name: h.state_dict() for h in self.hooks if hasattr(h, "state_dict")},
+            "fingerprint": self.fingerprint,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.best_score = float(state["best_score"])
+        self.best_step = int(state["best_step"])
+        self.last_val = dict(state.get("last_val", {}))
+        torch.set_rng_state(state["rng_torch"])
+        for hook in self.hooks:
+            if hasattr(hook, "load_state_dict") and hook.name in state.get("hooks", {}):
+                hook.load_state_dict(state["hooks"][hook.name])
+
+    def _save(self, path: Path) -> None:
+        save_checkpoint(path, self.state_dict())
+
+    def _resume(self) -> None:
+        if not self.last_path.exists():
+            return
+        self.load_state_dict(load_checkpoint(self.last_path, fingerprint=self.fingerprint))
+        # Drop log rows written after the checkpoint by the interrupted run; they are redone.
+        rows = [r for r in atomic.read_jsonl(self.metrics_path) if r.get("step", 0) <= self.step]
+        atomic.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    # --- the loop ------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        done = self.out_dir / DONE_FILE
+        if done.exists():
+            return TrainResult(**{**json.loads(done.read_text()), "out_dir": self.out_dir})
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic.clean_orphans(self.out_dir)
+        self.model.to(self.device)
+        to_memory_format(self.model, self.config.channels_last)
+        self._resume()
+        start_time = time.perf_counter()
+        task = self.progress.add_task(self.description, total=self.steps, completed=self.step,
+                                      info=f"val {self._val_text()}") if self.progress else None
+        running: list[float] = []
+        for batch in self.batches(self.step, self.steps):
+            step = self.step
+            torch.manual_seed(step_seed(self.seed, step))
+            logs = self._train_step(batch, step)
+            running.append(logs["loss"])
+            self.step = step + 1
+            for hook in self.hooks:
+                if hasattr(hook, "on_step_end"):
+                    hook.on_step_end(self, step, logs)
+            if self.step % self.config.log_every == 0 or self.step == self.steps:
+                row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                       **{k: sum(v) / len(v) for k, v in _collect(running, logs).items()}}
+                atomic.append_line(self.metrics_path, json.dumps(row))
+                running = []
+            validate = self.validator is not None and (self.step % self.config.val_every == 0 or self.step == self.steps)
+            if validate:
+                self._validate()
+            if validate or self.step % self.checkpoint_every == 0 or self.step == self.steps:
+                self._save(self.last_path)
+            if task is not None:
+                self.progress.update(task, completed=self.step,
+                                     info=f"loss {logs['loss']:.3f} | val {self._val_text()}")
+        seconds = time.perf_counter() - start_time
+        result = {"steps": self.step, "best_score": self.best_score, "best_step": self.best_step,
+                  "last_val": self.last_val, "seconds": seconds}
+        atomic.write_json(done, result)
+        return TrainResult(**result, out_dir=self.out_dir)
+
+    def _train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        self.model.train()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch["image"] = to_memory_format(batch["image"], self.config.channels_last)
+        with autocast(self.device, self.config.precision):
+            loss, logs = self.loss_fn(self.model, batch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+
+    def _validate(self) -> None:
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.validator(self.model)
+        self.last_val = metrics
+        score = score_of(metrics)
+        if score > self.best_score:
+            self.best_score, self.best_step = score, self.step
+            self._save(self.best_path)
+        atomic.append_line(self.metrics_path, json.dumps({"step": self.step, "val": metrics, "score": score}))
+        from brats_ssl.engine.progress_plot import draw_progress
+
+        draw_progress(atomic.read_jsonl(self.metrics_path), self.out_dir / "progress.png", title=self.description)
+
+    def _val_text(self) -> str:
+        if not self.last_val:
+            return "-"
+        return " ".join(f"{k} {self.last_val[k]:.3f}" for k in ("WT", "TC", "ET") if k in self.last_val)
+
+
+def _collect(running: list[float], logs: dict[str, float]) -> dict[str, list[float]]:
+    collected = {"loss": running}
+    for key, value in logs.items():
+        if key != "loss":
+            collected[key] = [value]
+    return collected

@@ -1,0 +1,161 @@
+"""``brats-ssl train``: resolve settings, split and cases, validate them, then run a method.
+
+Nothing is written before the input is known to be good. Re-running the same command on the
+same run folder resumes where it stopped; a finished run is reported and left alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brats_ssl import atomic
+from brats_ssl import config as config_lib
+from brats_ssl.data.dataset import open_dataset
+from brats_ssl.data.split import load_split, make_split, save_split
+from brats_ssl.engine.context import RunContext
+from brats_ssl.engine.device import resolve_device
+from brats_ssl.errors import BadInputError
+
+
+@dataclass
+class TrainRequest:
+    data: Path
+    run_dir: Path
+    split_file: Path | None = None
+    method: str = "ours"
+    preset: str = "auto"
+    model: str | None = None
+    steps: int | None = None
+    seed: int | None = None
+    config_file: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    unlearn: str | None = None
+    curriculum: bool = True
+    refinement: bool = True
+    uncertainty_weighting: bool = True
+    audit_labels: bool = False
+    device: str = "auto"
+
+
+def requested_config(request: TrainRequest, base: config_lib.Config | None = None) -> config_lib.Config:
+    """The configuration a request asks for, on top of a preset (or ``base``)."""
+    config = base if base is not None else config_lib.preset(request.preset)
+    if request.config_file is not None:
+        config = config_lib.load(request.config_file, base=config)
+    config.method = request.method
+    if request.model:
+        config.model.name = request.model
+    if request.steps is not None:
+        config.train.steps = request.steps
+        config.ssl.stage_steps = request.steps
+    if request.seed is not None:
+        config.seed = request.seed
+    if request.unlearn is not None:
+        config.ssl.unlearn = request.unlearn
+    config.ssl.curriculum = config.ssl.curriculum and request.curriculum
+    config.ssl.refinement = config.ssl.refinement and request.refinement
+    config.ssl.uncertainty_weighting = config.ssl.uncertainty_weighting and request.uncertainty_weighting
+    config_lib.apply_overrides(config, request.overrides)
+    config_lib.validate(config)
+    return config
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(x):
+            out += _differences(x, y, f"{prefix}{f.name}.")
+        elif x != y:
+            out.append(f"{prefix}{f.name}: run has {x!r}, command asks {y!r}")
+    return out
+
+
+def resolve_config(request: TrainRequest) -> config_lib.Config:
+    saved_path = request.run_dir / "config.yaml"
+    if not saved_path.exists():
+        return requested_config(request)
+    saved = config_lib.load(saved_path)
+    asked = requested_config(request, base=config_lib.preset(saved.preset))
+    asked.data.cache_dir = saved.data.cache_dir
+    differences = _differences(saved, asked)
+    if differences:
+        raise BadInputError(
+            f"folder {request.run_dir}: an existing run with other settings; resume it with the same "
+            "options or choose a new --out. Differences: " + "; ".join(differences[:8])
+        )
+    return saved
+
+
+def resolve_split(request: TrainRequest, dataset, config) -> dict:
+    saved = request.run_dir / "split.json"
+    if saved.exists():
+        split = load_split(saved, dataset)
+        if request.split_file is not None and load_split(request.split_file) != split:
+            raise BadInputError(f"file {request.split_file}: differs from the run's own {saved}; use a new --out")
+        return split
+    if request.split_file is not None:
+        return load_split(request.split_file, dataset)
+    # No split given: every case with a seg is labeled (20 % held out for validation), the rest unlabeled.
+    return make_split(dataset, labeled=1.0, val=0.2, seed=config.seed)
+
+
+def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunContext:
+    from brats_ssl.data.validate import require_valid
+
+    config = resolve_config(request)
+    dataset = open_dataset(request.data)
+    split = resolve_split(request, dataset, config)
+    labeled = dataset.subset(split["labeled"])
+    val = dataset.subset(split["val"])
+    unlabeled = dataset.subset(split["unlabeled"], hide_labels=True)
+    if config.method != "supervised" and not unlabeled:
+        raise BadInputError(f"--method {config.method} needs unlabeled cases, and the split has none")
+    require_valid(labeled + val + unlabeled)
+    # Input is good: from here on the run folder is written.
+    request.run_dir.mkdir(parents=True, exist_ok=True)
+    if not (request.run_dir / "config.yaml").exists():
+        config_lib.save(config, request.run_dir / "config.yaml")
+    if not (request.run_dir / "split.json").exists():
+        save_split(split, request.run_dir / "split.json")
+    atomic.clean_orphans(request.run_dir)
+    return RunContext(
+        run_dir=request.run_dir, config=config, dataset=dataset, split=split, labeled=labeled,
+        unlabeled=unlabeled, val=val, device=resolve_device(request.device), console=console,
+        progress=progress, audit_labels=request.audit_labels,
+    )
+
+
+def warm_cache(ctx: RunContext) -> None:
+    from brats_ssl.progress import track
+
+    cases = ctx.labeled + ctx.val + ctx.unlabeled
+    for case in track(ctx.progress, cases, description="preprocess", total=len(cases)):
+        ctx.preprocessed(case)
+
+
+def run_training(request: TrainRequest, *, console=None) -> dict | None:
+    from brats_ssl.progress import make_progress
+    from brats_ssl.ssl.methods import run_method
+
+    summary_path = request.run_dir / "summary.json"
+    if summary_path.exists() and (request.run_dir / "config.yaml").exists():
+        resolve_config(request)  # still refuse a command that asks for other settings
+        if console is not None:
+            console.print(f"{request.run_dir} is finished; nothing to do (delete summary.json to re-run the last step)")
+        return json.loads(summary_path.read_text())
+    progress = make_progress(console)
+    with progress:
+        ctx = prepare_run(request, console=console, progress=progress)
+        ctx.log(
+            f"{ctx.config.method}: {len(ctx.labeled)} labeled, {len(ctx.unlabeled)} unlabeled, {len(ctx.val)} val "
+            f"cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
+        )
+        warm_cache(ctx)
+        summary = run_method(ctx)
+    atomic.write_json(summary_path, summary)
+    return summary

@@ -1,0 +1,115 @@
+"""Label the unlabeled pool with a model (MC dropout), rank it, and keep each round on disk.
+
+Per case the result is written atomically, so an interrupted round resumes with the cases that
+are missing. With ``--audit-labels`` (research only) each pseudo-label's Dice against the hidden
+ground truth is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from brats_ssl import atomic
+from brats_ssl.data.batches import PSEUDO, Pool
+from brats_ssl.data.dataset import CaseRef
+from brats_ssl.data.sampling import TrainItem
+from brats_ssl.engine.context import RunContext
+from brats_ssl.inference import InferenceOptions, predict_volume
+from brats_ssl.metrics import region_dice
+from brats_ssl.paths import safe_name
+from brats_ssl.progress import track
+from brats_ssl.ssl.confidence import RankedCase, image_confidence, rank_cases
+from brats_ssl.ssl.pseudolabels import PseudoLabel
+
+
+def case_folder(round_dir: Path, case: CaseRef | str) -> Path:
+    return round_dir / safe_name(case if isinstance(case, str) else case.case_id)
+
+
+def audit_info(ctx: RunContext, case: CaseRef, label: np.ndarray) -> dict:
+    if not ctx.audit_labels:
+        return {}
+    truth = ctx.preprocessed(ctx.audit_case(case)).seg
+    return {"audit_dice": region_dice(np.asarray(label), np.asarray(truth))}
+
+
+def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_dir: Path, *, mc: int, tta: bool,
+               description: str) -> dict[str, PseudoLabel]:
+    options = InferenceOptions.from_config(ctx.config, mc_samples=mc, tta=tta)
+    todo = [c for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))]
+    model.eval()
+    for case in track(ctx.progress, todo, description=description, total=len(todo), info=f"T={mc}"):
+        pre = ctx.preprocessed(case)
+        start = time.perf_counter()
+        prediction = predict_volume(model, pre.image, options, ctx.device)
+        pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg)
+        info = {"case": case.case_id, "seconds": time.perf_counter() - start, "mc_samples": mc, "tta": tta,
+                **audit_info(ctx, case, pseudo.label)}
+        pseudo.save(case_folder(round_dir, case), info)
+    return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in cases}
+
+
+def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], agreement: dict[str, float] | None = None) -> list[RankedCase]:
+    s = ctx.config.ssl
+    rows = []
+    for case in ctx.unlabeled:
+        pre = ctx.preprocessed(case)
+        label = pseudo[case.case_id]
+        voxel_ml = float(np.prod(pre.meta.voxel_spacing)) / 1000.0
+        score = image_confidence(label.label, label.confidence_float, pre.brain, pre.meta.voxel_spacing,
+                                 margin_mm=s.confidence_margin_mm, empty_penalty=s.empty_penalty)
+        rows.append(RankedCase(case.case_id, score, label.class_volumes(voxel_ml),
+                               agreement=None if agreement is None else agreement[case.case_id]))
+    return rank_cases(rows, stages=s.stages, by_agreement=agreement is not None)
+
+
+def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["rank", "case", "score", "agreement", "NCR_ml", "ED_ml", "ET_ml", "stage"])
+            for r in ranking:
+                writer.writerow([r.rank, r.case, f"{r.score:.4f}", "" if r.agreement is None else f"{r.agreement:.4f}",
+                                 *(f"{r.volumes_ml[k]:.1f}" for k in ("NCR", "ED", "ET")), r.stage])
+
+    return atomic.write_with(path, write)
+
+
+def read_ranking(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[str], share: float) -> Pool:
+    items = []
+    for case_id in members:
+        pre = ctx.preprocessed(ctx.dataset.case(case_id))
+        label = pseudo[case_id]
+        items.append(TrainItem(case_id, pre.image, {"label": label.label, "confidence": label.confidence,
+                                                    "absent": label.absent}))
+    return Pool(items, share, PSEUDO)
+
+
+def pseudo_statistics(pseudo: dict[str, PseudoLabel], members: list[str], tau: float) -> dict:
+    """Share of confident voxels per predicted class and class volumes (voxels) over the members."""
+    from brats_ssl.data.conventions import CLASS_NAMES
+
+    confident = {name: [0, 0] for name in CLASS_NAMES}
+    for case_id in members:
+        label = np.asarray(pseudo[case_id].label)
+        conf = pseudo[case_id].confidence_float
+        for c, name in enumerate(CLASS_NAMES):
+            mask = label == c
+            confident[name][0] += int((conf[mask] >= tau).sum())
+            confident[name][1] += int(mask.sum())
+    return {
+        "members": members,
+        "tau": tau,
+        "confident_share": {k: (a / b if b else None) for k, (a, b) in confident.items()},
+        "class_voxels": {k: b for k, (_, b) in confident.items()},
+    }

@@ -1,0 +1,103 @@
+"""The method (METHOD steps 2-7): teacher → MC pseudo-labels → ranked curriculum of student
+stages with the dual loss → agreement refinement and teacher ← student after each stage.
+
+Every step leaves its result on disk before the next starts, so a re-run resumes at the step
+boundary (inside a training phase: at its last checkpoint; inside labelling: at the next case).
+"""
+
+from __future__ import annotations
+
+import json
+
+from brats_ssl import atomic
+from brats_ssl.data.batches import LABELED, Pool
+from brats_ssl.engine.context import RunContext
+from brats_ssl.engine.phase import final_weights, train_phase
+from brats_ssl.engine.trainer import score_of
+from brats_ssl.paths import safe_name
+from brats_ssl.progress import track
+from brats_ssl.ssl.curriculum import stage_members, threshold
+from brats_ssl.ssl.labelling import (
+    case_folder,
+    label_pool,
+    pseudo_pool,
+    pseudo_statistics,
+    rank_pool,
+    write_ranking,
+)
+from brats_ssl.ssl.losses import DualLoss
+from brats_ssl.ssl.pseudolabels import PseudoLabel
+from brats_ssl.ssl.refinement import refine
+
+
+def val_score(summary: dict) -> float:
+    mean = summary.get("mean", {})
+    if not mean:
+        return float("-inf")
+    return score_of({r: mean[r]["dice"] for r in ("WT", "TC", "ET")})
+
+
+def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
+                 round_dir) -> tuple[dict[str, PseudoLabel], dict[str, float]]:
+    agreement = {}
+    for case in track(ctx.progress, ctx.unlabeled, description="refine", total=len(ctx.unlabeled)):
+        folder = case_folder(round_dir, case)
+        if PseudoLabel.exists(folder):
+            agreement[case.case_id] = PseudoLabel.info(folder)["agreement"]
+            continue
+        refined, dice = refine(current[case.case_id], student[case.case_id], tau_agree=ctx.config.ssl.tau_agree)
+        from brats_ssl.ssl.labelling import audit_info
+
+        refined.save(folder, {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)})
+        agreement[case.case_id] = dice
+    return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in ctx.unlabeled}, agreement
+
+
+def run_ours(ctx: RunContext) -> dict:
+    from brats_ssl.ssl.methods import train_teacher
+
+    cfg, s = ctx.config, ctx.config.ssl
+    _, _, teacher_summary = train_teacher(ctx)
+    teacher_model = ctx.new_model()
+    from brats_ssl.engine.checkpoint import load_model_weights
+
+    load_model_weights(teacher_model, final_weights(ctx, "teacher"), fingerprint=ctx.fingerprint)
+    teacher_model.to(ctx.device)
+    mc = cfg.inference.mc_samples
+    pseudo_dir = ctx.run_dir / "pseudo"
+    current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc, tta=cfg.inference.tta,
+                         description="pseudo-label")
+    ranking = rank_pool(ctx, current)
+    write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
+
+    teacher_name, teacher_val = "teacher", val_score(teacher_summary)
+    stages, summary = [], teacher_summary
+    for k in range(1, s.stages + 1):
+        name = f"stage_{k}"
+        members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
+        tau = threshold(k, s.stages, s.tau_start, s.tau_end)
+        loss = DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
+                        weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
+                        rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
+        pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED),
+                 pseudo_pool(ctx, current, members, s.pseudo_fraction)]
+        student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
+                                          init_from=final_weights(ctx, teacher_name))
+        atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
+        row = {"stage": k, "tau": tau, "members": len(members), "student_val": val_score(summary),
+               "teacher": teacher_name, "teacher_val": teacher_val}
+        if s.refinement and k < s.stages:
+            student_labels = label_pool(ctx, student, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
+                                        mc=mc, tta=cfg.inference.tta, description="student MC")
+            current, agreement = refine_round(ctx, current, student_labels, pseudo_dir / f"round_{k}")
+            ranking = rank_pool(ctx, current, agreement)
+            write_ranking(ranking, pseudo_dir / f"round_{k}" / "ranking.csv")
+            row["mean_agreement"] = sum(agreement.values()) / max(len(agreement), 1)
+        if row["student_val"] > teacher_val:
+            teacher_name, teacher_val = name, row["student_val"]
+        row["promoted"] = teacher_name == name
+        stages.append(row)
+        atomic.write_json(ctx.run_dir / "stages.json", stages)
+
+    final = json.loads((ctx.run_dir / teacher_name / "summary.json").read_text()) if ctx.val else {}
+    return {**final, "model": teacher_name, "teacher": teacher_summary, "student": summary, "stages": stages}

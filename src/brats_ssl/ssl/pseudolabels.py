@@ -1,0 +1,96 @@
+"""Uncertainty-aware pseudo-labels: per-voxel label, confidence, ruled-out classes, mutual
+information; stored compactly per case (uint8 memmaps) and written atomically as a folder.
+
+Confidence is quantised to uint8 as ``1 + round(c·254)``: 0 is reserved for "no information"
+(voxels padded beyond the volume), so those voxels are neither learned nor unlearned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brats_ssl.data.conventions import NUM_CLASSES
+from brats_ssl.inference import VolumePrediction
+
+MAPS = ("label", "confidence", "absent", "mutual_information")
+
+
+def quantise_confidence(confidence: np.ndarray) -> np.ndarray:
+    return (1 + np.round(np.clip(confidence, 0, 1) * 254)).astype(np.uint8)
+
+
+def dequantise_confidence(q: np.ndarray) -> np.ndarray:
+    return np.clip((np.asarray(q, dtype=np.float32) - 1) / 254, 0, 1)
+
+
+def absent_bits(probabilities: torch.Tensor | np.ndarray, tau_neg: float) -> np.ndarray:
+    """Bit c set where the class probability p̄_c < tau_neg: classes the model rules out."""
+    p = torch.as_tensor(probabilities)
+    bits = torch.zeros(p.shape[1:], dtype=torch.uint8)
+    for c in range(p.shape[0]):
+        bits |= ((p[c] < tau_neg).to(torch.uint8) << c)
+    return bits.numpy()
+
+
+@dataclass
+class PseudoLabel:
+    """One unlabeled case's pseudo-label on the preprocessed grid."""
+
+    label: np.ndarray  # uint8 internal classes
+    confidence: np.ndarray  # uint8 quantised, see module doc
+    absent: np.ndarray  # uint8 bit mask over classes
+    mutual_information: np.ndarray  # uint8, MI (normalised to [0, 1]) · 255
+
+    @classmethod
+    def from_prediction(cls, prediction: VolumePrediction, *, tau_neg: float) -> "PseudoLabel":
+        return cls(
+            label=prediction.labels.numpy().astype(np.uint8),
+            confidence=quantise_confidence(prediction.confidence.numpy()),
+            absent=absent_bits(prediction.probabilities, tau_neg),
+            mutual_information=np.round(prediction.mutual_information.numpy().clip(0, 1) * 255).astype(np.uint8),
+        )
+
+    @property
+    def confidence_float(self) -> np.ndarray:
+        return dequantise_confidence(self.confidence)
+
+    def class_volumes(self, voxel_ml: float) -> dict[str, float]:
+        from brats_ssl.data.conventions import CLASS_NAMES
+
+        counts = np.bincount(np.asarray(self.label).ravel(), minlength=NUM_CLASSES)
+        return {CLASS_NAMES[c]: float(counts[c] * voxel_ml) for c in range(1, NUM_CLASSES)}
+
+    def save(self, folder: Path, info: dict | None = None) -> Path:
+        """Write all maps (+ info.json) into ``folder`` atomically (temporary folder, rename)."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        try:
+            for name in MAPS:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+            (tmp / "info.json").write_text(json.dumps(info or {}, indent=1))
+            if folder.exists():  # replacing an older version of this case
+                shutil.rmtree(folder)
+            os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> "PseudoLabel":
+        return cls(**{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in MAPS})
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (folder / "info.json").is_file()
+
+    @staticmethod
+    def info(folder: Path) -> dict:
+        return json.loads((folder / "info.json").read_text())

@@ -1,0 +1,119 @@
+"""The one training engine: overfitting, checkpoints, exact resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from brats_ssl.config import preset
+from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
+from brats_ssl.data.sampling import TrainItem
+from brats_ssl.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from brats_ssl.engine.context import build_model, model_fingerprint
+from brats_ssl.engine.phase import supervised_loss_fn
+from brats_ssl.engine.trainer import Trainer
+from brats_ssl.errors import BadInputError
+from brats_ssl.inference import InferenceOptions, predict_volume
+from brats_ssl.metrics import region_dice
+from conftest import synthetic_case
+
+
+def _item(seed=0, shape=(32, 32, 32)):
+    image, labels = synthetic_case(shape, seed)
+    image = image.astype(np.float32)
+    image = (image - image.mean()) / image.std()
+    return TrainItem(f"c{seed}", image.astype(np.float16), {"label": labels})
+
+
+def _trainer(out_dir, steps, *, item, val=None, seed=0, lr=3e-3):
+    config = preset("tiny")
+    config.train.lr = lr
+    config.train.val_every = 5
+    config.train.log_every = 1
+    config.train.augment = False
+    torch.manual_seed(seed)
+    model = build_model(config)
+    builder = BatchBuilder([Pool([item], 1.0, LABELED)], patch_size=(32, 32, 32), batch_size=2,
+                           foreground_fraction=0.5, augment=False, seed=seed, stream="t")
+    return Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"),
+                   batches=lambda a, b: batch_loader(builder, a, b, 0), out_dir=out_dir, steps=steps,
+                   config=config.train, device=torch.device("cpu"), seed=seed, validator=val,
+                   fingerprint=model_fingerprint(config), checkpoint_every=3)
+
+
+def test_tiny_model_overfits_one_case(tmp_path):
+    item = _item()
+    options = InferenceOptions(patch_size=(32, 32, 32))
+
+    def validator(model):
+        labels = predict_volume(model, item.image, options, torch.device("cpu")).labels.numpy()
+        return region_dice(labels, item.maps["label"])
+
+    trainer = _trainer(tmp_path / "run", 60, item=item, val=validator, lr=1e-2)
+    trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    vals = [r["val"]["WT"] for r in rows if "val" in r]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert vals[-1] > 0.8 and vals[-1] > vals[0]
+    assert (tmp_path / "run" / "progress.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "checkpoint_best.pt").exists()
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    item = _item(1)
+    _trainer(tmp_path / "full", 8, item=item).fit()
+    crashing = _trainer(tmp_path / "part", 8, item=item)
+    batches = crashing.batches
+
+    def crash_at_step_5(start, stop):
+        for step, batch in zip(range(start, stop), batches(start, stop)):
+            if step == 5:
+                raise KeyboardInterrupt  # as if killed; the last checkpoint is at step 3
+            yield batch
+
+    crashing.batches = crash_at_step_5
+    with pytest.raises(KeyboardInterrupt):
+        crashing.fit()
+    assert load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")["step"] == 3
+    resumed = _trainer(tmp_path / "part", 8, item=item)
+    result = resumed.fit()
+    assert result.steps == 8
+    a = load_checkpoint(tmp_path / "full" / "checkpoint_last.pt")["model"]
+    b = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(l)["step"] for l in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))  # rows logged after the checkpoint were dropped and redone
+
+
+def test_checkpoint_roundtrip_gives_identical_outputs(tmp_path):
+    config = preset("tiny")
+    model = build_model(config).eval()
+    x = torch.randn(1, 4, 32, 32, 32)
+    save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "fingerprint": model_fingerprint(config)})
+    other = build_model(config).eval()
+    load_model_weights(other, tmp_path / "c.pt", fingerprint=model_fingerprint(config))
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))
+
+
+def test_checkpoint_from_another_model_or_with_code_is_refused(tmp_path):
+    config = preset("tiny")
+    model = build_model(config)
+    save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "fingerprint": "other"})
+    with pytest.raises(BadInputError, match="another model"):
+        load_checkpoint(tmp_path / "c.pt", fingerprint=model_fingerprint(config))
+    config.model.features = [4, 8, 16]
+    save_checkpoint(tmp_path / "d.pt", {"model": model.state_dict()})
+    with pytest.raises(BadInputError, match="do not fit"):
+        load_model_weights(build_model(config), tmp_path / "d.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"model": {}, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(BadInputError, match="refused"):
+        load_checkpoint(tmp_path / "evil.pt")
