@@ -58,6 +58,13 @@ class RunContext:
         torch.manual_seed(self.config.seed)
         return build_model(self.config)
 
+    def case(self, case_id: str) -> CaseRef:
+        """A case as this run sees it: unlabeled cases without their seg (never ``dataset.case``)."""
+        for case in self.labeled + self.val + self.unlabeled:
+            if case.case_id == case_id:
+                return case
+        raise KeyError(case_id)
+
     def preprocessed(self, case: CaseRef) -> Preprocessed:
         return self.cache.get(case)
 

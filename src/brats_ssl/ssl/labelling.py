@@ -34,12 +34,15 @@ def case_folder(round_dir: Path, case: CaseRef | str) -> Path:
 def audit_info(ctx: RunContext, case: CaseRef, label: np.ndarray) -> dict:
     if not ctx.audit_labels:
         return {}
-    truth = ctx.preprocessed(ctx.audit_case(case)).seg
+    full = ctx.audit_case(case)
+    if full.seg is None:  # truly unlabeled: nothing to audit against
+        return {}
+    truth = ctx.preprocessed(full).seg
     return {"audit_dice": region_dice(np.asarray(label), np.asarray(truth))}
 
 
 def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_dir: Path, *, mc: int, tta: bool,
-               description: str) -> dict[str, PseudoLabel]:
+               description: str, keep_probabilities: bool = False) -> dict[str, PseudoLabel]:
     options = InferenceOptions.from_config(ctx.config, mc_samples=mc, tta=tta)
     todo = [c for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))]
     model.eval()
@@ -47,7 +50,8 @@ def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_di
         pre = ctx.preprocessed(case)
         start = time.perf_counter()
         prediction = predict_volume(model, pre.image, options, ctx.device)
-        pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg)
+        pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg,
+                                             keep_probabilities=keep_probabilities)
         info = {"case": case.case_id, "seconds": time.perf_counter() - start, "mc_samples": mc, "tta": tta,
                 **audit_info(ctx, case, pseudo.label)}
         pseudo.save(case_folder(round_dir, case), info)
@@ -88,7 +92,7 @@ def read_ranking(path: Path) -> list[dict]:
 def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[str], share: float) -> Pool:
     items = []
     for case_id in members:
-        pre = ctx.preprocessed(ctx.dataset.case(case_id))
+        pre = ctx.preprocessed(ctx.case(case_id))
         label = pseudo[case_id]
         items.append(TrainItem(case_id, pre.image, {"label": label.label, "confidence": label.confidence,
                                                     "absent": label.absent}))

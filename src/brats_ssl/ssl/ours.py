@@ -66,7 +66,7 @@ def run_ours(ctx: RunContext) -> dict:
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
     current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc, tta=cfg.inference.tta,
-                         description="pseudo-label")
+                         description="pseudo-label", keep_probabilities=True)
     ranking = rank_pool(ctx, current)
     write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
 

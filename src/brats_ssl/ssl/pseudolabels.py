@@ -21,6 +21,7 @@ from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.inference import VolumePrediction
 
 MAPS = ("label", "confidence", "absent", "mutual_information")
+OPTIONAL_MAPS = ("probabilities",)  # the teacher's probabilistic mask, uint8 · 255, (C, *S)
 
 
 def quantise_confidence(confidence: np.ndarray) -> np.ndarray:
@@ -48,14 +49,18 @@ class PseudoLabel:
     confidence: np.ndarray  # uint8 quantised, see module doc
     absent: np.ndarray  # uint8 bit mask over classes
     mutual_information: np.ndarray  # uint8, MI (normalised to [0, 1]) · 255
+    probabilities: np.ndarray | None = None  # uint8 · 255, kept for the teacher's round only
 
     @classmethod
-    def from_prediction(cls, prediction: VolumePrediction, *, tau_neg: float) -> "PseudoLabel":
+    def from_prediction(cls, prediction: VolumePrediction, *, tau_neg: float,
+                        keep_probabilities: bool = False) -> "PseudoLabel":
+        probs = prediction.probabilities.numpy()
         return cls(
             label=prediction.labels.numpy().astype(np.uint8),
             confidence=quantise_confidence(prediction.confidence.numpy()),
             absent=absent_bits(prediction.probabilities, tau_neg),
             mutual_information=np.round(prediction.mutual_information.numpy().clip(0, 1) * 255).astype(np.uint8),
+            probabilities=np.round(probs.clip(0, 1) * 255).astype(np.uint8) if keep_probabilities else None,
         )
 
     @property
@@ -73,8 +78,9 @@ class PseudoLabel:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
         try:
-            for name in MAPS:
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+            for name in MAPS + OPTIONAL_MAPS:
+                if getattr(self, name) is not None:
+                    np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
             (tmp / "info.json").write_text(json.dumps(info or {}, indent=1))
             if folder.exists():  # replacing an older version of this case
                 shutil.rmtree(folder)
@@ -85,7 +91,11 @@ class PseudoLabel:
 
     @classmethod
     def load(cls, folder: Path) -> "PseudoLabel":
-        return cls(**{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in MAPS})
+        maps = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in MAPS}
+        for name in OPTIONAL_MAPS:
+            if (folder / f"{name}.npy").exists():
+                maps[name] = np.load(folder / f"{name}.npy", mmap_mode="r")
+        return cls(**maps)
 
     @staticmethod
     def exists(folder: Path) -> bool:

@@ -1,0 +1,75 @@
+"""Read a run folder written by ``brats-ssl train``: settings, split, phases, pseudo-label rounds."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+
+from brats_ssl import config as config_lib
+from brats_ssl.data.dataset import CaseRef, Dataset, open_dataset
+from brats_ssl.errors import BadInputError
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "config.yaml").is_file():
+            raise BadInputError(f"folder {self.path}: not a brats-ssl run folder (no config.yaml)")
+
+    @cached_property
+    def config(self) -> config_lib.Config:
+        return config_lib.load(self.path / "config.yaml")
+
+    @cached_property
+    def split(self) -> dict:
+        return json.loads((self.path / "split.json").read_text())
+
+    def dataset(self, data: str | Path | None = None) -> Dataset:
+        root = Path(data) if data is not None else Path(self.split.get("dataset", ""))
+        return open_dataset(root)
+
+    def unlabeled_cases(self, dataset: Dataset) -> list[CaseRef]:
+        return dataset.subset(self.split["unlabeled"], hide_labels=True)
+
+    def val_cases(self, dataset: Dataset) -> list[CaseRef]:
+        return dataset.subset(self.split["val"])
+
+    def _json(self, *parts: str) -> dict | list | None:
+        path = self.path.joinpath(*parts)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    @property
+    def summary(self) -> dict | None:
+        return self._json("summary.json")
+
+    @property
+    def stages(self) -> list[dict]:
+        return self._json("stages.json") or []
+
+    def phase_summary(self, phase: str) -> dict | None:
+        return self._json(phase, "summary.json")
+
+    @property
+    def phases(self) -> list[str]:
+        """Training phases present, in order (teacher, stage_1 ... or a baseline's phase)."""
+        def order(name: str) -> tuple:
+            match = re.fullmatch(r"stage_(\d+)", name)
+            return (0, 0) if name == "teacher" else (1, int(match.group(1))) if match else (2, name)
+
+        return sorted((p.name for p in self.path.iterdir() if (p / "metrics.jsonl").is_file()), key=order)
+
+    @property
+    def rounds(self) -> list[Path]:
+        """Pseudo-label rounds (round_0 = teacher, round_k = after stage k's refinement)."""
+        folder = self.path / "pseudo"
+        found = [p for p in folder.glob("round_*") if p.is_dir()] if folder.is_dir() else []
+        return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+    def require_pseudo(self) -> Path:
+        if not self.rounds:
+            raise BadInputError(
+                f"folder {self.path}: no pseudo-labels yet; train with --method ours (or self-training) first"
+            )
+        return self.rounds[-1]

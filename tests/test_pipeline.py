@@ -1,0 +1,152 @@
+"""End to end through the command line on a tiny cohort whose unlabeled cases have no seg file."""
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brats_ssl.cli import main
+from conftest import write_dataset
+
+TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
+        "--set", "inference.mc_samples=2"]
+
+
+def run_cli(*args) -> int:
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in args])
+    return stop.value.code
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data = write_dataset(root / "data", "brats2021", n=5, unlabeled=3, shape=(24, 28, 20))
+    return root, data
+
+
+@pytest.fixture(scope="module")
+def ours_run(cohort):
+    root, data = cohort
+    run = root / "ours"
+    assert run_cli("train", data, "-o", run, "--method", "ours", "--audit-labels", *TINY) == 0
+    return run
+
+
+def test_ours_runs_end_to_end_without_seg_files_for_unlabeled(cohort, ours_run):
+    _, data = cohort
+    split = json.loads((ours_run / "split.json").read_text())
+    assert len(split["unlabeled"]) == 3 and not any((data / c / f"{c}_seg.nii.gz").exists() for c in split["unlabeled"])
+    summary = json.loads((ours_run / "summary.json").read_text())
+    assert set(summary["mean"]) == {"WT", "TC", "ET", "NCR", "ED"}
+    assert summary["model"] in ("teacher", "stage_1", "stage_2")
+    assert "teacher" in summary and "student" in summary and len(summary["stages"]) == 2
+    for phase in ("teacher", "stage_1", "stage_2"):
+        assert (ours_run / phase / "checkpoint_last.pt").exists() and (ours_run / phase / "summary.json").exists()
+    ranking = (ours_run / "pseudo" / "round_0" / "ranking.csv").read_text().splitlines()
+    assert len(ranking) == 1 + 3
+    refined = (ours_run / "pseudo" / "round_1" / "ranking.csv").read_text()
+    assert "agreement" in refined.splitlines()[0]
+    stats = json.loads((ours_run / "stage_1" / "pseudo_stats.json").read_text())
+    assert 1 <= len(stats["members"]) <= 3 and stats["tau"] == pytest.approx(0.9)
+    infos = [json.loads(p.read_text()) for p in (ours_run / "pseudo" / "round_0").glob("*/info.json")]
+    assert len(infos) == 3 and all(i["mc_samples"] == 2 for i in infos)
+    # --audit-labels finds no hidden labels here: these cases have no seg file at all
+    assert not any("audit_dice" in i for i in infos)
+
+
+def test_rerun_of_a_finished_run_changes_nothing(cohort, ours_run):
+    _, data = cohort
+    before = (ours_run / "summary.json").read_text()
+    mtimes = {p: p.stat().st_mtime_ns for p in ours_run.rglob("*") if p.is_file()}
+    assert run_cli("train", data, "-o", ours_run, "--method", "ours", "--audit-labels", *TINY) == 0
+    assert (ours_run / "summary.json").read_text() == before
+    assert {p: p.stat().st_mtime_ns for p in ours_run.rglob("*") if p.is_file()} == mtimes
+    # asking the same folder for other settings is refused, naming the difference
+    assert run_cli("train", data, "-o", ours_run, "--method", "ours", *TINY[:-2], "--set", "inference.mc_samples=3") == 2
+
+
+def test_resume_after_losing_the_last_stage_reproduces_it(cohort, ours_run, tmp_path):
+    _, data = cohort
+    copy = tmp_path / "copy"
+    shutil.copytree(ours_run, copy)
+    shutil.rmtree(copy / "stage_2")
+    (copy / "summary.json").unlink()
+    assert run_cli("train", data, "-o", copy, "--method", "ours", "--audit-labels", *TINY) == 0
+    a = json.loads((ours_run / "summary.json").read_text())
+    b = json.loads((copy / "summary.json").read_text())
+    assert a["student"]["mean"] == b["student"]["mean"]
+
+
+def test_pseudolabel_export_and_suggest(cohort, ours_run, tmp_path):
+    _, data = cohort
+    out = tmp_path / "export"
+    assert run_cli("pseudolabel", ours_run, data, "-o", out) == 0
+    cases = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(cases) == 3
+    reference = nib.load(str(data / cases[0] / f"{cases[0]}_t1.nii.gz"))
+    for name in ("pseudo_label", "confidence", "mutual_information", "teacher_probabilities"):
+        image = nib.load(str(out / cases[0] / f"{name}.nii.gz"))
+        assert image.shape[:3] == reference.shape and np.allclose(image.affine, reference.affine)
+    labels = np.unique(np.asarray(nib.load(str(out / cases[0] / "pseudo_label.nii.gz")).dataobj))
+    assert set(labels.tolist()) <= {0, 1, 2, 4}
+    probs = np.asarray(nib.load(str(out / cases[0] / "teacher_probabilities.nii.gz")).dataobj)
+    assert probs.shape[-1] == 4 and np.allclose(probs.sum(-1), 1, atol=0.02)
+    csv_out = tmp_path / "suggest.csv"
+    assert run_cli("suggest", ours_run, data, "--top", "2", "-o", csv_out) == 0
+    rows = csv_out.read_text().splitlines()
+    assert len(rows) == 3 and "uncertain tumour" in rows[1]
+
+
+def test_predict_writes_input_geometry_and_convention(cohort, ours_run, tmp_path):
+    _, data = cohort
+    out = tmp_path / "pred"
+    assert run_cli("predict", ours_run, data, "-o", out, "--mc", "2", "--save-probabilities",
+                   "--save-uncertainty") == 0
+    case = "BraTS2021_00000"
+    reference = nib.load(str(data / case / f"{case}_seg.nii.gz"))
+    prediction = nib.load(str(out / f"{case}.nii.gz"))
+    assert prediction.shape == reference.shape and np.array_equal(prediction.affine, reference.affine)
+    assert set(np.unique(np.asarray(prediction.dataobj)).tolist()) <= {0, 1, 2, 4}
+    for suffix in ("probabilities", "entropy", "mutual_information"):
+        assert (out / f"{case}_{suffix}.nii.gz").exists()
+
+
+@pytest.mark.parametrize("method", ["supervised", "self-training", "mean-teacher", "ua-mt"])
+def test_every_method_runs(cohort, tmp_path, method):
+    _, data = cohort
+    run = tmp_path / method
+    assert run_cli("train", data, "-o", run, "--method", method, "--preset", "tiny", "--steps", "2",
+                   "--set", "ssl.stages=1", "--set", "inference.mc_samples=2") == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["mean"]["WT"]["dice"] is not None
+
+
+def test_bad_input_writes_nothing(cohort, tmp_path):
+    root, data = cohort
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    victim = next(broken.glob("*/*_t1ce.nii.gz"))
+    victim.write_bytes(victim.read_bytes()[:200])
+    run = tmp_path / "run"
+    assert run_cli("train", broken, "-o", run, "--method", "supervised", "--preset", "tiny") == 2
+    assert not run.exists()
+
+
+def test_hidden_labels_are_never_read_unless_audited(tmp_path):
+    data = write_dataset(tmp_path / "data", "brats2021", n=6, shape=(24, 28, 20))
+    split = {"labeled": ["BraTS2021_00000", "BraTS2021_00001"], "val": ["BraTS2021_00002"],
+             "unlabeled": ["BraTS2021_00003", "BraTS2021_00004", "BraTS2021_00005"]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    hidden = data / "BraTS2021_00005" / "BraTS2021_00005_seg.nii.gz"
+    intact = hidden.read_bytes()
+    hidden.write_bytes(intact[:100])  # a read of this file would fail
+    args = ["train", data, "--split", tmp_path / "split.json", "--method", "self-training", "--preset", "tiny",
+            "--steps", "2", "--set", "ssl.stages=1"]
+    assert run_cli(*args, "-o", tmp_path / "blind") == 0
+    hidden.write_bytes(intact)
+    assert run_cli(*args, "-o", tmp_path / "audited", "--audit-labels") == 0
+    infos = [json.loads(p.read_text()) for p in (tmp_path / "audited" / "pseudo" / "round_0").glob("*/info.json")]
+    assert len(infos) == 3 and all(0 <= i["audit_dice"]["WT"] <= 1 for i in infos)
