@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -40,6 +41,20 @@ def nested_splits(dataset, *, fractions: list[float], val: float, seed: int) -> 
             "unlabeled": sorted(c.case_id for c in rest if c.case_id not in set(labeled)),
         }
     return splits
+
+
+def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
+    """Copy a finished supervised run's teacher phase into a method run of the same fraction and
+    seed: the teacher of ours / self-training is that very training (same split, settings, seed
+    and batch stream), so it is not trained twice."""
+    source, target = supervised_dir / "teacher", run_dir / "teacher"
+    if not (source / "done.json").exists() or target.exists():
+        return False
+    tmp = run_dir / ".teacher.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    tmp.rename(target)
+    return True
 
 
 def _row(method, fraction, seed, split, run_dir, seconds, summary, note="") -> dict:
@@ -83,12 +98,14 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
             if not split_path.exists():
                 save_split(split, split_path)
             supervised_dir = out / "runs" / f"supervised_f{fraction:g}_s{seed}"
-            for method in methods:
+            for method in sorted(methods, key=lambda m: m != "supervised"):
                 no_unlabeled = method != "supervised" and not split["unlabeled"]
                 run_dir = supervised_dir if no_unlabeled else out / "runs" / f"{method}_f{fraction:g}_s{seed}"
                 run_method = "supervised" if no_unlabeled else method
                 if console is not None:
                     console.rule(f"{method} · {fraction:g} labeled · seed {seed}")
+                if method in ("ours", "self-training") and not no_unlabeled and "supervised" in methods:
+                    reuse_teacher(supervised_dir, run_dir)
                 start = time.perf_counter()
                 summary = run_training(TrainRequest(
                     data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,

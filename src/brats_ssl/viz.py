@@ -146,7 +146,7 @@ def overlay_rgb(image_slice: np.ndarray, label_slice: np.ndarray | None = None, 
         for label, colour in LABEL_COLOURS.items():
             mask = label_slice == label
             rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(colour)
-    return rgb
+    return np.clip(rgb, 0.0, 1.0)  # float rounding can pass 1.0, which imshow warns about
 
 
 # --- panels ------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, m
         "seed": seed,
         "labeled_fraction": labeled,
         "val_fraction": val,
-        "dataset": str(dataset.root),
+        "dataset": str(Path(dataset.root).resolve()),
         "labeled": sorted(c.case_id for c in labeled_cases),
         "unlabeled": sorted(c.case_id for c in unlabeled_cases),
         "val": sorted(c.case_id for c in val_cases),

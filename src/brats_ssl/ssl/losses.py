@@ -174,9 +174,11 @@ class ConsistencyLoss:
             teacher.train()  # dropout on: the teacher's passes are stochastic, as in UA-MT
             with torch.no_grad():
                 passes = max(self.passes, 1)
-                samples = [probabilities(teacher(x + torch.clamp(torch.randn_like(x) * self.noise, -0.2, 0.2)),
-                                         self.output) for _ in range(passes)]
-                teacher_p = torch.stack(samples).mean(0)
+                # The T noisy passes run as one batch (same result as T calls, better throughput).
+                noisy = x.repeat(passes, *([1] * (x.dim() - 1)))
+                noisy = noisy + torch.clamp(torch.randn_like(noisy) * self.noise, -0.2, 0.2)
+                samples = probabilities(teacher(noisy), self.output)
+                teacher_p = samples.reshape(passes, x.shape[0], *samples.shape[1:]).mean(0)
             squared = (student_p - teacher_p) ** 2
             if self.passes > 0:
                 entropy = -(teacher_p * torch.log(teacher_p.clamp_min(EPS))).sum(1, keepdim=True)

@@ -1,0 +1,216 @@
+"""Run and experiment reports on a tiny real sweep: sections, numbers, pictures, skipped inputs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from brats_ssl import cli
+from brats_ssl.data.io import load_case
+from brats_ssl.data.synthetic import write_cohort
+from brats_ssl.errors import BadInputError
+from brats_ssl.experiment import read_results, run_experiment
+from brats_ssl.metrics import EVALUATED
+from brats_ssl.report import REPORT_HTML, REPORT_MD, pick_cases, predictive_entropy, write_report
+from brats_ssl.viz import CELL_PX, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
+
+SHAPE = (40, 40, 32)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, _isolated_cache) -> Path:
+    """A real tiny sweep: supervised and ours at 50 % and 100 % labels, two seeds (its reports included)."""
+    root = tmp_path_factory.mktemp("report")
+    write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
+    run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours"], seeds=[0, 1],
+                   val=0.25, preset="tiny", steps=4, overrides=[])
+    return root / "exp"
+
+
+@pytest.fixture(scope="module")
+def ours_run(experiment) -> Path:
+    return experiment / "runs" / "ours_f0.5_s0"
+
+
+@pytest.fixture(scope="module")
+def supervised_run(experiment) -> Path:
+    return experiment / "runs" / "supervised_f0.5_s0"
+
+
+def _png(path: Path) -> np.ndarray:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return matplotlib.image.imread(str(path))
+
+
+def _md_images(md: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+
+
+def _copy_run(run: Path, target: Path) -> Path:
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns("report*"))
+    return target
+
+
+def test_ours_report_has_every_section_and_the_numbers_of_summary_json(ours_run):
+    md = (ours_run / REPORT_MD).read_text()
+    for heading in ("## Run", "## Results on the validation cases", "## Training curves", "## Curriculum stages (ours)",
+                    "## Unlabeled pool", "## Validation cases: overlays and uncertainty"):
+        assert heading in md
+    summary = json.loads((ours_run / "summary.json").read_text())
+    assert f"| final model (phase) | {summary['model']} |" in md
+    for region in EVALUATED:
+        for source in (summary, summary["teacher"]):
+            assert f"{source['mean'][region]['dice']:.4f}" in md
+            assert f"{source['mean'][region]['hd95']:.2f}" in md
+    for entry in summary["per_case"]:  # per-case table
+        assert re.search(rf"\| {entry['case']} \|[^\n]*\| {entry['WT']['dice']:.4f} \|", md)
+    for stage in json.loads((ours_run / "stages.json").read_text()):
+        row = re.search(rf"^\| {stage['stage']} \| {stage['tau']:.2f} \| {stage['members']} \|.*$", md, re.M)
+        assert row and row.group(0).rstrip(" |").endswith("yes" if stage["promoted"] else "no")
+    for round_name in ("round_0", "round_1"):
+        for line in (ours_run / "pseudo" / round_name / "ranking.csv").read_text().splitlines()[1:]:
+            rank, case, score, agreement = line.split(",")[:4]
+            cells = f"| {rank} | {case} | {agreement} | {score} |" if agreement else f"| {rank} | {case} | {score} |"
+            assert cells in md
+
+
+def test_report_pictures_are_real_and_embedded_in_the_html(ours_run):
+    md = (ours_run / REPORT_MD).read_text()
+    page = (ours_run / REPORT_HTML).read_text()
+    links = _md_images(md)
+    assert {"report_stages.png", "report_pool.png", "teacher/progress.png", "stage_2/progress.png"} <= set(links)
+    assert len([l for l in links if l.startswith("report_case_")]) == 2  # both val cases (≤ 3)
+    assert page.count('<img src="data:image/png;base64,') == len(links)
+    assert not re.search(r'src="(?!data:image/png;base64,)', page)  # nothing outside the file
+    for link in links:
+        path = ours_run / link
+        assert base64.b64encode(path.read_bytes()).decode() in page
+        pixels = _png(path)
+        assert pixels.shape[0] >= 300 and pixels.shape[1] >= 700, (link, pixels.shape)
+        assert pixels[..., :3].std() > 0.05  # not a blank canvas
+    assert sorted(p.name for p in ours_run.glob("report_*.png")) == sorted(l for l in links if "/" not in l)
+
+
+def test_overlay_panel_shows_each_model_and_the_uncertainty(ours_run):
+    summary = json.loads((ours_run / "summary.json").read_text())
+    panel = next(ours_run.glob("report_case_1_*.png"))
+    columns = ["FLAIR", "ground truth"] + (["teacher"] if summary["model"] != "teacher" else []) + [
+        f"final ({summary['model']})", "uncertainty"]
+    pixels = _png(panel)[..., :3]
+    assert pixels.shape[:2] == (TITLE_PX + 3 * (CELL_PX + ROW_CAPTION_PX) + LEGEND_PX, len(columns) * CELL_PX)
+    coloured = pixels.max(-1) - pixels.min(-1) > 0.15  # grey anatomy and white text are not coloured
+    top = TITLE_PX + ROW_CAPTION_PX  # the axial row's pictures
+    cell = lambda c: coloured[top:top + CELL_PX, c * CELL_PX:(c + 1) * CELL_PX].mean()  # noqa: E731
+    assert cell(0) < 0.001  # plain FLAIR
+    assert cell(1) > 0.005  # ground-truth labels through the tumour
+    assert cell(len(columns) - 1) > 0.005  # the entropy heat map
+
+
+def test_uncertainty_is_normalised_entropy_in_the_original_geometry(ours_run):
+    from brats_ssl.data.cache import PreprocessCache
+    from brats_ssl.data.preprocess import PreprocessParams
+    from brats_ssl.predict import load_run_model
+    from brats_ssl.run_folder import RunFolder
+
+    run = RunFolder(ours_run)
+    config, model = load_run_model(ours_run, "final", torch.device("cpu"))
+    case = run.val_cases(run.dataset())[0]
+    loaded = load_case(case)
+    cache = PreprocessCache(PreprocessParams.from_config(config.data))
+    entropy = predictive_entropy(model, config, case, cache=cache, device=torch.device("cpu"))
+    assert entropy.shape == loaded.shape == SHAPE
+    assert entropy.min() >= 0 and entropy.max() <= 1
+    brain = np.any(loaded.image != 0, axis=0)
+    assert entropy[brain].mean() > 0.01
+    meta = cache.get(case).meta
+    outside = np.ones(SHAPE, bool)
+    outside[tuple(slice(a, b) for a, b in zip(meta.bbox_start, meta.bbox_stop))] = False
+    assert outside.any() and np.all(entropy[outside] == 0)  # outside the preprocessing crop: no value
+
+
+def test_supervised_report_leaves_out_stages_and_pool(supervised_run):
+    md = (supervised_run / REPORT_MD).read_text()
+    assert "## Results on the validation cases" in md and "teacher (final model) Dice" in md
+    assert "Curriculum stages" not in md and "Unlabeled pool" not in md
+    assert not (supervised_run / "report_stages.png").exists() and not (supervised_run / "report_pool.png").exists()
+    summary = json.loads((supervised_run / "summary.json").read_text())
+    assert f"{summary['mean']['ET']['hd95']:.2f}" in md
+    panel = _png(next(supervised_run.glob("report_case_1_*.png")))
+    assert panel.shape[1] == 4 * CELL_PX  # FLAIR, ground truth, final (= teacher), uncertainty
+
+
+def test_missing_dataset_or_summary_skips_sections_cleanly(supervised_run, tmp_path):
+    moved = _copy_run(supervised_run, tmp_path / "moved")
+    split = json.loads((moved / "split.json").read_text())
+    (moved / "split.json").write_text(json.dumps({**split, "dataset": str(tmp_path / "gone")}))
+    md = write_report(moved).read_text()
+    assert "Overlays skipped" in md and not list(moved.glob("report_case_*.png"))
+    assert "## Training curves" in md
+    unfinished = _copy_run(supervised_run, tmp_path / "unfinished")
+    (unfinished / "summary.json").unlink()
+    md = write_report(unfinished).read_text()
+    assert "training unfinished" in md and "overlays" not in md.lower()
+    assert (unfinished / REPORT_HTML).is_file()
+
+
+def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
+    md = (experiment / REPORT_MD).read_text()
+    for heading in ("## Experiment", "## Results", "## Curves", "## Runs"):
+        assert heading in md
+    rows = [r for r in read_results(experiment) if r["method"] == "ours" and float(r["fraction"]) == 0.5]
+    assert len(rows) == 2
+    a, b = (float(r["WT_dice"]) for r in rows)
+    mean, std = (a + b) / 2, abs(a - b) / math.sqrt(2)  # sample std of two values
+    line = next(l for l in md.splitlines() if l.startswith("| ours | 50% (3) | 2 |"))
+    assert line.split(" | ")[3] == f"{mean:.3f} ± {std:.3f}"
+    seconds = {r["run"]: float(r["seconds"]) for r in read_results(experiment)}  # shared runs once
+    total = round(sum(seconds.values()))
+    assert f"| total training time | {total // 60} min {total % 60:02d} s" in md
+    for name in ("report_efficiency.png", "report_stages.png"):
+        pixels = _png(experiment / name)
+        assert pixels.shape[0] >= 350 and pixels.shape[1] >= 700 and pixels[..., :3].std() > 0.05
+    links = re.findall(r"\]\((runs/[^)]+/report\.md)\)", md)
+    assert len(set(links)) == 6  # every run's own report, linked and written
+    assert all((experiment / link).is_file() and (experiment / link).with_suffix(".html").is_file() for link in links)
+
+
+def test_experiment_report_keeps_run_reports_that_are_up_to_date(experiment):
+    report = experiment / "runs" / "ours_f0.5_s0" / REPORT_MD
+    before = report.stat().st_mtime_ns
+    assert write_report(experiment) == experiment / REPORT_MD
+    assert report.stat().st_mtime_ns == before
+
+
+def test_pick_cases_spreads_over_the_final_wt_dice():
+    per_case = [{"case": f"c{i}", "WT": {"dice": d}} for i, d in enumerate([0.5, 0.9, 0.1, 0.7, 0.3])]
+    assert pick_cases(per_case) == [("c2", "lowest WT Dice"), ("c0", "median WT Dice"), ("c1", "highest WT Dice")]
+    assert [c for c, _ in pick_cases(per_case[:2])] == ["c0", "c1"]
+
+
+def test_bad_targets_are_bad_input(tmp_path, supervised_run):
+    with pytest.raises(BadInputError, match="neither a run folder"):
+        write_report(tmp_path)
+    with pytest.raises(BadInputError, match="does not exist"):
+        write_report(tmp_path / "nowhere")
+    unfinished = _copy_run(supervised_run, tmp_path / "run")
+    (unfinished / "summary.json").unlink()
+    for args, code in ((["report", str(unfinished)], 0), (["report", str(tmp_path / "nowhere")], 2)):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(args)
+        assert stop.value.code == code
+    assert (unfinished / REPORT_MD).is_file()
+
+
+def test_experiment_without_finished_runs_gets_a_short_report(tmp_path):
+    (tmp_path / "experiment.json").write_text(json.dumps({"methods": ["ours"], "fractions": [0.1]}))
+    md = write_report(tmp_path).read_text()
+    assert "No results yet" in md and (tmp_path / REPORT_HTML).is_file()
