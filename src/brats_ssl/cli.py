@@ -234,9 +234,38 @@ def demo(
     run_demo(out, cases=cases, seed=seed, console=console)
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def expand_list_options(args: list[str]) -> list[str]:
+    """Allow ``--fractions 0.1 0.25 --methods ours ua-mt --seeds 0 1`` (space-separated lists,
+    as people write them) on top of the repeated-flag form the CLI library understands."""
+    from brats_ssl.config import METHODS
+
+    accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        out.append(token)
+        i += 1
+        if token in accepts and i < len(args):
+            out.append(args[i])
+            i += 1
+            while i < len(args) and accepts[token](args[i]):
+                out += [token, args[i]]
+                i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps errors to exit codes (2 bad input, 1 internal error)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = expand_list_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="brats-ssl", standalone_mode=False)
