@@ -8,29 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
-
 import torch
 
 from brats_ssl.config import preset
 from brats_ssl.networks import build_network, count_parameters, enable_mc_dropout
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> tuple[float, float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
-
-
-def show(label: str, stats: tuple[float, float, float]) -> None:
-    median, low, high = stats
-    print(f"{label:<44} median {median:7.3f} s  (min {low:.3f}, max {high:.3f})", flush=True)
+from common import show, timed
 
 
 def main() -> None:

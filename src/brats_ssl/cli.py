@@ -16,7 +16,7 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 from rich.console import Console
 
-from brats_ssl.errors import BadInputError
+from brats_ssl.errors import BadInputError, output_error
 
 app = typer.Typer(
     name="brats-ssl",
@@ -263,8 +263,21 @@ def expand_list_options(args: list[str]) -> list[str]:
     return out
 
 
+def _printable(text: str) -> str:
+    """Text that prints on any console: undecodable file-name bytes shown as ``\\xff``, and
+    square brackets kept literal (a path like ``[/tmp]`` is not rich markup)."""
+    from rich.markup import escape
+
+    return escape(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
+def _report_error(title: str, message: str) -> None:
+    err_console.print(f"[bold red]{title}:[/] {_printable(message)}", markup=True, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps errors to exit codes (2 bad input, 1 internal error)."""
+    """Entry point: maps errors to exit codes (2 bad input, also a full disk or read-only output;
+    1 internal error)."""
     args = expand_list_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
@@ -282,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     except BadInputError as error:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+        _report_error("error", str(error))
         code = 2
     except KeyboardInterrupt:
         err_console.print("interrupted; re-run the same command to resume")
@@ -290,9 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - the last line of defence
         if debug:
             traceback.print_exc()
-        err_console.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
-            "re-run with --debug for the traceback and report it", markup=True, soft_wrap=True,
-        )
-        code = 1
+        # A full disk, a quota or a read-only / forbidden folder is the user's to fix: exit 2.
+        friendly = output_error(error.filename, error, action="be used") if isinstance(error, OSError) else None
+        if friendly is not None:
+            _report_error("error", str(friendly))
+            code = 2
+        else:
+            _report_error("internal error", f"{type(error).__name__}: {error}")
+            err_console.print("re-run with --debug for the traceback and report it", highlight=False)
+            code = 1
     sys.exit(code)

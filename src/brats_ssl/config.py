@@ -7,6 +7,8 @@ folder reloads it, so a resumed run cannot silently change its settings.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ import yaml
 
 from brats_ssl import atomic
 from brats_ssl.errors import BadInputError
+from brats_ssl.paths import file_problem
 
 
 @dataclass
@@ -177,9 +180,15 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise BadInputError(f"{where}: expected a number, got {value!r}")
         try:
-            number = float(value) if annotation is float else int(value)
+            number = float(value)
         except ValueError as error:
             raise BadInputError(f"{where}: expected a number, got {value!r}") from error
+        if not math.isfinite(number):
+            raise BadInputError(f"{where}: expected a finite number, got {value!r}")
+        if annotation is int:
+            if not number.is_integer():
+                raise BadInputError(f"{where}: expected a whole number, got {value!r}")
+            return int(value) if isinstance(value, int) else int(number)
         return number
     if annotation is str:
         if not isinstance(value, str):
@@ -190,12 +199,13 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
 
 def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
     if not isinstance(values, dict):
-        raise BadInputError(f"{where}: expected a mapping of settings, got {values!r}")
+        raise BadInputError(f"{where or 'config'}: expected a mapping of settings, got {values!r}")
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in values.items():
         if key not in names:
-            raise BadInputError(f"{where}: unknown setting {key!r}; valid: {', '.join(sorted(names))}")
+            section = f"{where}: " if where else ""
+            raise BadInputError(f"{section}unknown setting {key!r}; valid: {', '.join(sorted(names))}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _apply(current, value, f"{where}.{key}" if where else key)
@@ -215,12 +225,26 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
 
 def load(path: str | Path, base: Config | None = None) -> Config:
     path = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        raise BadInputError(f"file {path}: {problem}")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as error:
-        raise BadInputError(f"file {path}: cannot be read ({error.strerror})") from error
+        raise BadInputError(f"file {path}: cannot be read ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"file {path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+    except yaml.constructor.ConstructorError as error:
+        # safe_load builds plain data only: a !!python/... tag (code) is refused, never run
+        tag = re.search(r"tag '([^']+)'", str(error))
+        what = f"the tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')}" if tag else "a tag"
+        raise BadInputError(f"file {path}: refused: {what} is not allowed; a config holds plain settings "
+                            "only (numbers, text, lists)") from error
     except yaml.YAMLError as error:
-        raise BadInputError(f"file {path}: not valid YAML ({error})") from error
+        raise BadInputError(f"file {path}: not valid YAML ({' '.join(str(error).split())})") from error
+    if not isinstance(values, dict):
+        raise BadInputError(f"file {path}: expected a mapping of settings (section: {{field: value}}), "
+                            f"got {type(values).__name__}")
     try:
         return from_dict(values, base)
     except BadInputError as error:
@@ -244,7 +268,10 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         nested: Any = value
         for part in reversed(key.strip().split(".")):
             nested = {part: nested}
-        _apply(config, nested, "")
+        try:
+            _apply(config, nested, "")
+        except BadInputError as error:
+            raise BadInputError(f"--set {item}: {error}") from error
     validate(config)
     return config
 

@@ -50,10 +50,8 @@ def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
     source, target = supervised_dir / "teacher", run_dir / "teacher"
     if not (source / "done.json").exists() or target.exists():
         return False
-    tmp = run_dir / ".teacher.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    tmp.rename(target)
+    with atomic.atomic_folder(target) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
     return True
 
 

@@ -10,6 +10,7 @@ H(p̄) − E[H(p_t)] of the whole volume. Windows that hold no brain are not run
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,11 @@ class VolumePrediction:
         if self.expected_entropy is None:
             return torch.zeros_like(self.entropy)
         return (self.entropy - self.expected_entropy).clamp_min(0)
+
+
+def case_seed(seed: int, case_id: str) -> int:
+    """Seed for a case's MC-dropout samples: the same whichever process labels it, in whatever order."""
+    return (seed * 1_000_003 + zlib.crc32(case_id.encode())) % (2**63)
 
 
 def normalised_entropy(p: torch.Tensor, dim: int) -> torch.Tensor:

@@ -1,18 +1,34 @@
-"""File names derived from case ids, which must never escape their output folder."""
+"""Paths: file names derived from case ids (which must never escape their output folder) and
+what makes an input path unreadable."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 
 from brats_ssl.errors import BadInputError
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_NAME = 120
+
 
 def safe_name(case_id: str) -> str:
-    """A single path component: no separators, no leading dots, no control characters."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", case_id).lstrip(".")[:120]
-    return name or "case"
+    """A single path component: no separators, no leading dots, no control characters.
+
+    Plain ids (letters, digits, ``._-``) are kept as they are. Any other id is cleaned and gets a
+    short hash of the original, so two different ids never share an output name (``a b`` and
+    ``a_b`` would otherwise overwrite each other's files).
+    """
+    cleaned = _UNSAFE.sub("_", case_id).lstrip(".")
+    if cleaned == case_id and 0 < len(cleaned) <= _MAX_NAME:
+        return cleaned
+    raw = case_id.encode("utf-8", "surrogateescape")  # non-UTF-8 names from the file system too
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return f"{cleaned[: _MAX_NAME - 9] or 'case'}-{digest}"
 
 
 def inside(folder: str | Path, name: str) -> Path:
@@ -24,6 +40,30 @@ def inside(folder: str | Path, name: str) -> Path:
     if resolved != root and root not in resolved.parents:
         raise BadInputError(f"output {target}: would be written outside {folder}")
     return target
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a file, found without reading it; None when it can.
+
+    Catches what would otherwise hang (a FIFO blocks the reader forever) or read confusingly
+    (a folder, a device, a symbolic link loop) before anything opens it.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.islink(path) else "file does not exist"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if error.errno == errno.EACCES:
+            return "permission denied"
+        return f"unreadable ({error.strerror or error})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"is {kind}, not a regular file"
+    return None
 
 
 def default_cache_dir() -> Path:

@@ -2,10 +2,14 @@
 
 Nothing is written before the input is known to be good. Re-running the same command on the
 same run folder resumes where it stopped; a finished run is reported and left alone.
+
+Under ``torchrun`` every rank runs this with the same request: every rank checks the input (so
+all fail alike on bad input), rank 0 alone creates the run folder, and only rank 0 prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -16,6 +20,7 @@ from brats_ssl import atomic
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
+from brats_ssl.engine import distributed
 from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
@@ -116,26 +121,35 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
     if config.method != "supervised" and not unlabeled:
         raise BadInputError(f"--method {config.method} needs unlabeled cases, and the split has none")
     require_valid(labeled + val + unlabeled)
-    # Input is good: from here on the run folder is written.
-    request.run_dir.mkdir(parents=True, exist_ok=True)
-    if not (request.run_dir / "config.yaml").exists():
-        config_lib.save(config, request.run_dir / "config.yaml")
-    if not (request.run_dir / "split.json").exists():
-        save_split(split, request.run_dir / "split.json")
-    atomic.clean_orphans(request.run_dir)
+    distributed.require_divisible(config.train.batch_size)
+    device = distributed.local_device(resolve_device(request.device), distributed.DistEnv.from_environ())
+    # Input is good: from here on the run folder is written, by rank 0 once every rank has read it.
+    distributed.barrier()
+    if distributed.is_main():
+        request.run_dir.mkdir(parents=True, exist_ok=True)
+        if not (request.run_dir / "config.yaml").exists():
+            config_lib.save(config, request.run_dir / "config.yaml")
+        if not (request.run_dir / "split.json").exists():
+            save_split(split, request.run_dir / "split.json")
+        atomic.clean_orphans(request.run_dir)
+    distributed.barrier()
+    if distributed.active():
+        distributed.require_visible(request.run_dir / "split.json")
     return RunContext(
         run_dir=request.run_dir, config=config, dataset=dataset, split=split, labeled=labeled,
-        unlabeled=unlabeled, val=val, device=resolve_device(request.device), console=console,
+        unlabeled=unlabeled, val=val, device=device, console=console,
         progress=progress, audit_labels=request.audit_labels,
     )
 
 
 def warm_cache(ctx: RunContext) -> None:
+    """Preprocess every case; the ranks of a node share the work (the cache may be node-local)."""
     from brats_ssl.progress import track
 
-    cases = ctx.labeled + ctx.val + ctx.unlabeled
+    cases = distributed.shard(ctx.labeled + ctx.val + ctx.unlabeled, per_node=True)
     for case in track(ctx.progress, cases, description="preprocess", total=len(cases)):
         ctx.preprocessed(case)
+    distributed.barrier()
 
 
 def run_training(request: TrainRequest, *, console=None) -> dict | None:
@@ -143,19 +157,25 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
     from brats_ssl.ssl.methods import run_method
 
     summary_path = request.run_dir / "summary.json"
-    if summary_path.exists() and (request.run_dir / "config.yaml").exists():
-        resolve_config(request)  # still refuse a command that asks for other settings
-        if console is not None:
-            console.print(f"{request.run_dir} is finished; nothing to do (delete summary.json to re-run the last step)")
-        return json.loads(summary_path.read_text())
-    progress = make_progress(console)
-    with progress:
-        ctx = prepare_run(request, console=console, progress=progress)
-        ctx.log(
-            f"{ctx.config.method}: {len(ctx.labeled)} labeled, {len(ctx.unlabeled)} unlabeled, {len(ctx.val)} val "
-            f"cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
-        )
-        warm_cache(ctx)
-        summary = run_method(ctx)
-    atomic.write_json(summary_path, summary)
+    with distributed.session(resolve_device(request.device)):
+        console = distributed.quiet_unless_main(console)
+        if summary_path.exists() and (request.run_dir / "config.yaml").exists():
+            resolve_config(request)  # still refuse a command that asks for other settings
+            if console is not None:
+                console.print(f"{request.run_dir} is finished; nothing to do "
+                              "(delete summary.json to re-run the last step)")
+            return json.loads(summary_path.read_text())
+        progress = make_progress(console) if distributed.is_main() else None
+        with progress if progress is not None else contextlib.nullcontext():
+            ctx = prepare_run(request, console=console, progress=progress)
+            processes = f", {distributed.world_size()} processes" if distributed.active() else ""
+            ctx.log(
+                f"{ctx.config.method}: {len(ctx.labeled)} labeled, {len(ctx.unlabeled)} unlabeled, {len(ctx.val)} "
+                f"val cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
+                f"{processes}"
+            )
+            warm_cache(ctx)
+            summary = run_method(ctx)
+        if distributed.is_main():
+            atomic.write_json(summary_path, summary)
     return summary

@@ -1,28 +1,39 @@
 """``brats-ssl predict``: segment new scans with a trained run, writing NIfTI in each input's
-geometry and label convention, optionally with probabilities and uncertainty maps."""
+geometry and label convention, optionally with probabilities and uncertainty maps.
+
+Re-running into the same folder with the same model and options predicts only the cases whose
+outputs are missing (``predict.json`` records what made them). Under ``torchrun`` the cases are
+shared among the ranks; each case's MC samples are seeded by its id, so the result does not depend
+on the number of processes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from brats_ssl import atomic
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_case, write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, preprocess, restore_map, restore_probabilities
+from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import load_model_weights
 from brats_ssl.engine.context import build_model, model_fingerprint
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
-from brats_ssl.inference import InferenceOptions, predict_volume
+from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.paths import inside, safe_name
 from brats_ssl.progress import make_progress, track
 
 CHECKPOINTS = ("final", "teacher", "best", "last")
+RECORD = "predict.json"
 
 
 def final_phase(run: Path) -> str:
@@ -52,6 +63,37 @@ def load_run_model(run: Path, which: str, device: torch.device) -> tuple[config_
     return config, model.to(device).eval()
 
 
+def case_outputs(out: Path, case_id: str, *, save_probabilities: bool, save_uncertainty: bool) -> list[Path]:
+    """The files ``predict_case`` writes for a case, the label map first."""
+    name = safe_name(case_id)
+    suffixes = [""] + (["_probabilities"] if save_probabilities else [])
+    suffixes += ["_entropy", "_mutual_information"] if save_uncertainty else []
+    return [inside(out, f"{name}{suffix}.nii.gz") for suffix in suffixes]
+
+
+def missing_cases(out: Path, cases: list[CaseRef], settings: dict,
+                  outputs: Callable[[CaseRef], list[Path]]) -> list[str]:
+    """Ids of the cases to predict; ``out/predict.json`` is (re)written when the settings are new.
+
+    A case is done when all its outputs exist and are newer than the record of the same settings, so
+    outputs of another model or of an earlier run are redone. Decided on rank 0, shared with all ranks.
+    """
+    todo = None
+    if distributed.is_main():
+        record = out / RECORD
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            same = json.loads(record.read_text()) == settings
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            atomic.write_json(record, settings)
+        since = record.stat().st_mtime_ns
+        todo = [c.case_id for c in cases
+                if not all(p.is_file() and p.stat().st_mtime_ns >= since for p in outputs(c))]
+    return distributed.broadcast_object(todo)
+
+
 def predict_case(model: nn.Module, config: config_lib.Config, case: CaseRef, out: Path, *, options: InferenceOptions,
                  device: torch.device, save_probabilities: bool, save_uncertainty: bool) -> Path:
     loaded = load_case(case, with_seg=False)
@@ -74,15 +116,31 @@ def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool =
                    device: str = "auto", console=None) -> list[Path]:
     from brats_ssl.data.validate import require_valid
 
-    torch_device = resolve_device(device)
-    config, model = load_run_model(Path(run), checkpoint, torch_device)
-    cases = [c.without_seg() for c in open_dataset(data).cases]  # labels are not needed to predict
-    require_valid(cases)
-    options = InferenceOptions.from_config(config, mc_samples=mc, tta=tta)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    written = []
-    with make_progress(console) as progress:
-        for case in track(progress, cases, description="predict", total=len(cases), info=f"T={mc}"):
-            written.append(predict_case(model, config, case, Path(out), options=options, device=torch_device,
-                                        save_probabilities=save_probabilities, save_uncertainty=save_uncertainty))
-    return written
+    run, out = Path(run), Path(out)
+    with distributed.session(resolve_device(device)) as torch_device:
+        console = distributed.quiet_unless_main(console)
+        config, model = load_run_model(run, checkpoint, torch_device)
+        cases = [c.without_seg() for c in open_dataset(data).cases]  # labels are not needed to predict
+        require_valid(cases)
+        options = InferenceOptions.from_config(config, mc_samples=mc, tta=tta)
+        weights = checkpoint_path(run, checkpoint).resolve()
+        settings = {"run": str(run.resolve()), "checkpoint": str(weights), "checkpoint_bytes": weights.stat().st_size,
+                    "checkpoint_mtime_ns": weights.stat().st_mtime_ns, "mc": mc, "tta": tta}
+
+        def outputs(case: CaseRef) -> list[Path]:
+            return case_outputs(out, case.case_id, save_probabilities=save_probabilities,
+                                save_uncertainty=save_uncertainty)
+
+        missing = set(missing_cases(out, cases, settings, outputs))
+        if console is not None and len(missing) < len(cases):
+            console.print(f"{len(cases) - len(missing)} case(s) already predicted in {out} with this model; "
+                          f"predicting the other {len(missing)}")
+        todo = distributed.shard([c for c in cases if c.case_id in missing])
+        progress = make_progress(console) if distributed.is_main() else None
+        with progress if progress is not None else contextlib.nullcontext():
+            for case in track(progress, todo, description="predict", total=len(todo), info=f"T={mc}"):
+                torch.manual_seed(case_seed(config.seed, case.case_id))
+                predict_case(model, config, case, out, options=options, device=torch_device,
+                             save_probabilities=save_probabilities, save_uncertainty=save_uncertainty)
+        distributed.barrier()  # every rank's cases are written when the command returns
+    return [outputs(c)[0] for c in cases]

@@ -630,10 +630,10 @@ def _overlay_section(run: RunFolder, console) -> Section | None:
             continue
         columns: list[tuple[str, np.ndarray | None, np.ndarray | None]] = [("ground truth", loaded.seg, None)]
         if final != "teacher":
-            teacher = _read_prediction(case, teacher_dir / f"{case_id}.nii.gz")
+            teacher = _read_prediction(case, teacher_dir / f"{safe_name(case_id)}.nii.gz")
             if teacher is not None:
                 columns.append(("teacher", teacher, None))
-        final_labels = _read_prediction(case, final_dir / f"{case_id}.nii.gz")
+        final_labels = _read_prediction(case, final_dir / f"{safe_name(case_id)}.nii.gz")
         if final_labels is not None:
             columns.append((f"final ({final})", final_labels, None))
         brain = np.any(loaded.image != 0, axis=0)

@@ -1,7 +1,9 @@
 """Training batches mixing labeled, pseudo-labeled and unlabeled patches at fixed shares.
 
 A batch is a pure function of (seed, stream, step): resuming draws the same batches, and a
-``torch.utils.data.DataLoader`` worker can build them ahead of the training step.
+``torch.utils.data.DataLoader`` worker can build them ahead of the training step. Sample j of
+the global batch has its own generator ``rng([seed, stream, step, j])``, so with N processes
+rank r builds only samples j ≡ r (mod N), and the global batch is the same for every N.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from brats_ssl.data.augment import Augmenter
 from brats_ssl.data.sampling import TrainItem, sample_patch
+from brats_ssl.errors import BadInputError
 
 LABELED, PSEUDO, UNLABELED = 0, 1, 2
 MAP_KEYS = ("label", "confidence", "absent")
@@ -51,12 +54,22 @@ def _stream_id(stream: str) -> int:
 
 
 class BatchBuilder:
+    """``builder(step)``: this rank's slice (samples ``rank``, ``rank + world``, ...) of the global
+    batch of ``batch_size`` samples of that step."""
+
     def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...], batch_size: int,
-                 foreground_fraction: float, augment: bool, seed: int, stream: str, spatial_dims: int = 3):
+                 foreground_fraction: float, augment: bool, seed: int, stream: str, spatial_dims: int = 3,
+                 rank: int = 0, world: int = 1):
         self.pools = [p for p in pools if p.items and p.share > 0]
         if not self.pools:
             raise ValueError("no training cases")
+        if batch_size % world:
+            raise BadInputError(f"invalid setting train.batch_size: {batch_size} cannot be split evenly "
+                                f"over {world} processes")
         self.counts = allocate(batch_size, [p.share for p in self.pools])
+        # Round-robin over the global batch: every rank gets the batch's mix of kinds where it can.
+        pool_of_sample = [i for i, count in enumerate(self.counts) for _ in range(count)]
+        self.samples = [(j, pool_of_sample[j]) for j in range(rank, batch_size, world)]
         self.patch_size = tuple(patch_size)
         self.foreground_fraction = foreground_fraction
         self.seed = seed
@@ -65,17 +78,17 @@ class BatchBuilder:
         self.augmenter = Augmenter(label_keys, spatial_dims=spatial_dims) if augment else None
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.stream, step])
         samples = []
-        for pool, count in zip(self.pools, self.counts):
-            for _ in range(count):
-                item = pool.items[int(rng.integers(len(pool.items)))]
-                patch = sample_patch(item, self.patch_size, rng, self.foreground_fraction)
-                patch = self._complete(patch, pool.kind)
-                if self.augmenter is not None:
-                    patch = self.augmenter(patch, int(rng.integers(2**31)))
-                patch["kind"] = np.int64(pool.kind)
-                samples.append(patch)
+        for j, p in self.samples:
+            pool = self.pools[p]
+            rng = np.random.default_rng([self.seed, self.stream, step, j])
+            item = pool.items[int(rng.integers(len(pool.items)))]
+            patch = sample_patch(item, self.patch_size, rng, self.foreground_fraction)
+            patch = self._complete(patch, pool.kind)
+            if self.augmenter is not None:
+                patch = self.augmenter(patch, int(rng.integers(2**31)))
+            patch["kind"] = np.int64(pool.kind)
+            samples.append(patch)
         return {
             "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
             "label": torch.from_numpy(np.stack([s["label"] for s in samples]).astype(np.int64)),

@@ -2,21 +2,21 @@
 
 Each entry is keyed by the identity of its input files (absolute path, size, mtime) and the
 preprocessing parameters, so a second run loads without recomputing, and a changed file or
-parameter invalidates only its own entry. Entries are written to a temporary folder and renamed
-into place, so a crash never leaves a half entry.
+parameter invalidates only its own entry. Entries are written by
+:func:`brats_ssl.atomic.atomic_folder` (temporary folder, files synced, then renamed), so a crash
+never leaves a half entry, and of two processes filling the same entry the first one wins.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from brats_ssl import atomic
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.io import load_case
 from brats_ssl.paths import default_cache_dir, safe_name
@@ -74,18 +74,14 @@ class PreprocessCache:
         return Preprocessed(image, brain, seg, meta)
 
     def _write(self, entry: Path, result: Preprocessed) -> None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
         try:
-            np.save(tmp / "image.npy", result.image)
-            np.save(tmp / "brain.npy", result.brain)
-            if result.seg is not None:
-                np.save(tmp / "seg.npy", result.seg)
-            (tmp / "meta.json").write_text(json.dumps(result.meta.to_json()))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process finished the same entry first
-                if not (entry / "meta.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with atomic.atomic_folder(entry, replace=False) as tmp:
+                np.save(tmp / "image.npy", result.image)
+                np.save(tmp / "brain.npy", result.brain)
+                if result.seg is not None:
+                    np.save(tmp / "seg.npy", result.seg)
+                (tmp / "meta.json").write_text(json.dumps(result.meta.to_json()))
+        except OSError:
+            if not (entry / "meta.json").is_file():
+                raise
+            # another process finished the same entry first; its copy is identical

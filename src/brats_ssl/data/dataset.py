@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from brats_ssl.data.conventions import (
     nnunet_convention,
 )
 from brats_ssl.errors import BadInputError
+from brats_ssl.paths import file_problem
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # BraTS 2017-2020 ids carry the contributing institution: Brats18_CBICA_ABM_1, Brats18_2013_3_1.
@@ -96,6 +98,10 @@ class Dataset:
     def subset(self, case_ids: list[str], *, hide_labels: bool = False) -> list[CaseRef]:
         """Cases by id, in the given order; ``hide_labels`` drops their seg files."""
         by_id = {c.case_id: c for c in self.cases}
+        ambiguous = [p for p in self.problems if "duplicate case id" in p
+                     and any(p.startswith(f"case {i}:") for i in case_ids)]
+        if ambiguous:  # two folders share an id: which one is meant cannot be known
+            raise BadInputError("; ".join(dict.fromkeys(ambiguous)) + "; give every case a unique folder name")
         missing = [i for i in case_ids if i not in by_id]
         if missing:
             raise BadInputError(
@@ -150,7 +156,7 @@ def _folder_case(folder: Path) -> tuple[Convention, CaseRef] | None:
 
 def _read_sites_csv(root: Path) -> dict[str, str]:
     path = root / "sites.csv"
-    if not path.is_file():
+    if not path.is_file():  # a FIFO or folder of that name is not read
         return {}
     with path.open(newline="") as handle:
         return {row["case"]: row["site"] for row in csv.DictReader(handle) if row.get("case")}
@@ -190,6 +196,11 @@ def _discover_folders(root: Path) -> tuple[Convention, list[CaseRef]] | None:
 
 def _read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
+    if not path.exists() and not path.is_symlink():
+        return {}
+    problem = file_problem(path)
+    if problem is not None:
+        raise BadInputError(f"file {path}: {problem}")
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -272,6 +283,25 @@ def _discover_nnunet(root: Path, meta: dict, files: list[Path]) -> tuple[Convent
     return convention, cases
 
 
+def _printable(path: Path | str) -> str:
+    """A name as text that can always be printed: undecodable bytes shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _require_utf8_names(cases: list[CaseRef]) -> None:
+    """Refuse file or folder names that are not valid UTF-8 (e.g. Latin-1 names copied from an
+    old system): they cannot be written into split.json, CSV files or reports faithfully."""
+    for case in cases:
+        for path in case.files():
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInputError(
+                    f"file {_printable(path)}: the name (or its folder's) is not valid UTF-8; "
+                    "rename it with letters, digits, '_' and '-' and run again"
+                ) from None
+
+
 def open_dataset(root: str | Path) -> Dataset:
     """Discover the cases under ``root`` and the convention they follow.
 
@@ -290,6 +320,7 @@ def open_dataset(root: str | Path) -> Dataset:
             "dataset.json) or nnU-Net raw (imagesTr/<case>_0000.nii.gz ...)"
         )
     convention, cases = hit
+    _require_utf8_names(cases)
     sites = _read_sites_csv(root)
     cases = [replace(c, site=sites.get(c.case_id) or infer_site(c.case_id)) for c in cases]
     problems = []

@@ -7,7 +7,9 @@ output lies on the input in 3D Slicer / ITK-SNAP.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from brats_ssl import atomic
 from brats_ssl.data.conventions import MODALITIES
 from brats_ssl.data.dataset import CaseRef, ImageRef
 from brats_ssl.errors import BadInputError, case_message
+from brats_ssl.paths import file_problem
+from brats_ssl.resources import require_memory
 
 
 @dataclass
@@ -36,18 +40,17 @@ class LoadedCase:
 
 def load_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
     """Open a NIfTI file with an error that names the case and file when it cannot be read."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise BadInputError(case_message(case_id, path, problem))
     try:
-        if path.is_symlink() and not path.exists():
-            raise BadInputError(case_message(case_id, path, "broken symbolic link"))
         return nib.load(str(path))
-    except BadInputError:
-        raise
     except FileNotFoundError as error:
         raise BadInputError(case_message(case_id, path, "file does not exist")) from error
     except PermissionError as error:
         raise BadInputError(case_message(case_id, path, "permission denied")) from error
     except OSError as error:
-        problem = "symbolic link loop" if error.errno == 40 else f"unreadable ({error})"
+        problem = "symbolic link loop" if error.errno == errno.ELOOP else f"unreadable ({error})"
         raise BadInputError(case_message(case_id, path, problem)) from error
     except Exception as error:  # nibabel raises ImageFileError and others for garbage
         raise BadInputError(case_message(case_id, path, f"not a readable NIfTI image ({error})")) from error
@@ -69,6 +72,19 @@ def read_array(image: nib.Nifti1Image, path: Path, case_id: str | None, volume: 
     return data
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def float32_overflow(volume: np.ndarray) -> int:
+    """How many finite voxels are too large for float32 arithmetic on the image: beyond float32's
+    range, or so large that the sum over the volume (means, z-scores) overflows. Integer files
+    scaled by a huge ``scl_slope`` are the usual cause; real intensities are far below this."""
+    if not np.issubdtype(volume.dtype, np.floating) or volume.size == 0:
+        return 0
+    limit = FLOAT32_MAX / volume.size
+    return int(np.count_nonzero(np.abs(volume[np.isfinite(volume)]) > limit))  # NaN/Inf are counted apart
+
+
 def read_image(ref: ImageRef, case_id: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """One modality as float32 with its affine and voxel spacing."""
     image = load_nifti(ref.path, case_id)
@@ -77,7 +93,12 @@ def read_image(ref: ImageRef, case_id: str | None = None) -> tuple[np.ndarray, n
         raise BadInputError(
             case_message(case_id, ref, f"expected a {expected_ndim}-D image, found shape {image.shape}")
         )
-    data = read_array(image, ref.path, case_id, ref.volume)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the cast: reported below
+        data = read_array(image, ref.path, case_id, ref.volume)
+    bad = int(data.size - np.count_nonzero(np.isfinite(data))) + float32_overflow(data)
+    if bad:  # NaN/Inf in the file, or values (e.g. scaled integers) too large for float32
+        raise BadInputError(case_message(case_id, ref, f"{bad} voxels are NaN/Inf or too large for float32"))
     return data, image.affine, tuple(float(z) for z in image.header.get_zooms()[:3])
 
 
@@ -99,12 +120,19 @@ def read_seg(case: CaseRef) -> np.ndarray:
 
 
 def load_case(case: CaseRef, *, with_seg: bool = True) -> LoadedCase:
-    """Read every modality (and the seg when ``with_seg`` and present) into the internal form."""
+    """Read every modality (and the seg when ``with_seg`` and present) into the internal form.
+
+    Raises :class:`BadInputError` naming the case and file for unreadable or inconsistent files,
+    and before reading any voxel when the case cannot fit in memory (:mod:`brats_ssl.resources`).
+    """
     if case.missing_modalities:
         raise BadInputError(
             case_message(case.case_id, case.reference_path.parent,
                          f"missing modality {', '.join(case.missing_modalities)}")
         )
+    first = case.images[MODALITIES[0]]
+    # The header alone gives the shape: refuse a case that cannot fit before reading its voxels.
+    require_memory(case.case_id, tuple(load_nifti(first.path, case.case_id).shape[:3]), first)
     volumes = []
     affine = spacing = None
     for modality in MODALITIES:

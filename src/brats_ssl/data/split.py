@@ -14,6 +14,7 @@ from pathlib import Path
 from brats_ssl import atomic
 from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.errors import BadInputError
+from brats_ssl.paths import file_problem
 
 SPLIT_KEYS = ("labeled", "unlabeled", "val")
 
@@ -88,6 +89,9 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
     """Read a split.json and check it: disjoint lists; with a dataset, every case present and
     every labeled / val case has a seg file."""
     path = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        raise BadInputError(f"file {path}: split file: {problem}")
     try:
         split = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:

@@ -13,16 +13,18 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
-from nibabel.imageglobals import LoggingOutputSuppressor
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,12 +34,17 @@ from rich.text import Text
 from brats_ssl import atomic
 from brats_ssl.data.conventions import CLASS_NAMES, MODALITIES
 from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, open_dataset
-from brats_ssl.paths import default_cache_dir
+from brats_ssl.data.io import float32_overflow
+from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.errors import BadInputError, case_message
+from brats_ssl.resources import available_memory, require_memory
 
 AFFINE_TOLERANCE_MM = 1e-3
+# |cosine| between two voxel axes above this is a sheared (non-orthogonal) grid, which ITK-based
+# viewers (3D Slicer, ITK-SNAP) refuse and which per-axis spacings cannot describe.
+SHEAR_TOLERANCE = 1e-3
 # Bump when FileSummary or the checks that fill it change: old cache entries are then ignored.
-_SUMMARY_VERSION = 1
+_SUMMARY_VERSION = 2
 _MAX_LISTED_PROBLEMS = 10
 
 
@@ -50,6 +57,7 @@ class FileSummary:
     affine: list[list[float]] = field(default_factory=list)
     pixdim: tuple[float, ...] = ()  # raw header spacing, before nibabel "fixes" zero/negative values
     nonfinite: list[int] = field(default_factory=list)  # NaN/Inf voxel count, per volume
+    overflow: list[int] = field(default_factory=list)  # voxels too large for float32 sums, per volume
     all_zero: list[bool] = field(default_factory=list)  # per volume
     values: list[int] | None = None  # distinct values (seg files only)
     non_integer: bool = False  # seg holds fractional or non-finite values
@@ -96,14 +104,13 @@ def _cache_path(path: Path, role: str) -> Path | None:
 
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes, fully decompressed when gzipped; raises ``ValueError`` with the reason."""
-    if path.is_symlink() and not path.exists():
-        raise ValueError("broken symbolic link")
+    problem = file_problem(path)  # before reading: a FIFO would block forever
+    if problem is not None:
+        raise ValueError(problem)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ValueError("file does not exist") from None
-    except IsADirectoryError:
-        raise ValueError("is a folder, not a file") from None
     except PermissionError:
         raise ValueError("permission denied") from None
     except OSError as error:
@@ -124,11 +131,25 @@ def _read_bytes(path: Path) -> bytes:
         raise ValueError(f"corrupt gzip data ({error})") from None
 
 
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Silence nibabel's header warnings ("pixdim[1,2,3] should be non-zero; setting ..."): the
+    checks below report the same problems, naming the file. (nibabel's LoggingOutputSuppressor
+    removes the handlers, which makes Python's last-resort handler print them anyway.)"""
+    logger = logging.getLogger("nibabel.global")
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
+
+
 def _parse_nifti(data: bytes) -> nib.Nifti1Image:
     errors = []
     for image_class in (nib.Nifti1Image, nib.Nifti2Image):
         try:
-            with LoggingOutputSuppressor():  # we report header problems ourselves
+            with _quiet_nibabel():  # we report header problems ourselves
                 return image_class.from_bytes(data)
         except Exception as error:  # nibabel raises several types for a bad header
             errors.append(str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -157,7 +178,7 @@ def _summarise(path: Path, role: str) -> FileSummary:
     except ValueError as error:
         return FileSummary(error=str(error))
     try:
-        with LoggingOutputSuppressor():
+        with _quiet_nibabel():
             voxels = np.asanyarray(image.dataobj)
     except (OSError, ValueError, EOFError) as error:
         # nibabel: "Expected N bytes, got M bytes" for an uncompressed file cut short
@@ -176,6 +197,8 @@ def _summarise(path: Path, role: str) -> FileSummary:
     floating = np.issubdtype(voxels.dtype, np.floating)
     for volume in volumes:
         summary.nonfinite.append(int(np.count_nonzero(~np.isfinite(volume))) if floating else 0)
+        # nibabel scales integers in float64: a huge scl_slope gives values float32 cannot handle
+        summary.overflow.append(float32_overflow(volume) if role == "image" else 0)
         summary.all_zero.append(not np.any(volume))
     if role == "seg":
         if floating:
@@ -217,6 +240,13 @@ def _geometry_problems(summary: FileSummary) -> list[str]:
         problems.append("affine holds NaN/Inf")
     elif abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         problems.append("affine is not invertible (zero determinant)")
+    else:
+        axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+        cosines = np.abs(axes.T @ axes - np.eye(3))
+        if cosines.max() > SHEAR_TOLERANCE:
+            angle = float(np.degrees(np.arcsin(min(cosines.max(), 1.0))))
+            problems.append(f"affine is not orthogonal (voxel axes sheared by {angle:.2f} degrees); "
+                            "resample the scan to an orthogonal grid")
     return problems
 
 
@@ -271,6 +301,9 @@ def _check_images(case: CaseRef, summaries: dict[tuple[Path, str], FileSummary],
             index = ref.volume or 0
             if summary.nonfinite[index]:
                 add(ref, f"{modality}: {summary.nonfinite[index]} NaN/Inf voxels")
+            if summary.overflow and summary.overflow[index]:
+                add(ref, f"{modality}: {summary.overflow[index]} voxels too large for float32 arithmetic "
+                         "(the image's sum overflows; check scl_slope / scl_inter)")
             if summary.all_zero[index]:
                 add(ref, f"{modality} is all zero (empty image)")
         if reference is None:
@@ -404,10 +437,25 @@ def validate_dataset(dataset: Dataset, *, progress: bool = True, cache: bool = T
     return reports
 
 
+def _memory_problems(reports: list[CaseReport]) -> list[str]:
+    """Cases too large for the memory available now: found before any output is written."""
+    available_memory()  # a malformed $BRATS_SSL_MEMORY_LIMIT is reported once, not per case
+    problems = []
+    for report in reports:
+        if report.usable and report.shape is not None:
+            try:
+                require_memory(report.case_id, report.shape)
+            except BadInputError as error:
+                problems.append(str(error))
+    return problems
+
+
 def require_valid(cases: list[CaseRef], *, progress: bool = False, cache: bool = True) -> None:
-    """Raise :class:`BadInputError` listing the problems when any case is unusable."""
+    """Raise :class:`BadInputError` listing the problems when any case is unusable or cannot
+    fit in memory."""
     reports = _validate_all(cases, progress=progress, cache=cache)
     _attach(reports, _duplicate_problems(cases))
+    _attach(reports, _memory_problems(reports))
     problems = [p for r in reports for p in r.problems]
     if not problems:
         return

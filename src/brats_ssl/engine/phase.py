@@ -1,5 +1,8 @@
 """A training phase (teacher, a student stage, a baseline) as one call on the one engine, and
-the evaluation of its model on the validation cases in their original geometry."""
+the evaluation of its model on the validation cases in their original geometry.
+
+With several processes each rank evaluates its share of the val cases; the per-case results are
+gathered, so every rank holds the same metrics, and rank 0 writes the summary."""
 
 from __future__ import annotations
 
@@ -15,10 +18,12 @@ from brats_ssl import atomic
 from brats_ssl.data.batches import BatchBuilder, Pool, batch_loader
 from brats_ssl.data.io import read_seg, write_label_map
 from brats_ssl.data.preprocess import restore_probabilities
+from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import load_model_weights
 from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.trainer import LossFn, Trainer, TrainResult
 from brats_ssl.inference import InferenceOptions, predict_volume
+from brats_ssl.paths import inside, safe_name
 from brats_ssl.metrics import case_metrics, region_dice, summarize
 
 
@@ -30,11 +35,15 @@ def make_validator(ctx: RunContext):
         return None
 
     def validate(model: nn.Module) -> dict[str, float]:
-        scores: dict[str, list[float]] = {}
-        for case in cases:
+        def case_dice(case) -> dict[str, float]:
             pre = ctx.preprocessed(case)
             labels = predict_volume(model, pre.image, options, ctx.device).labels.numpy()
-            for key, value in region_dice(labels, np.asarray(pre.seg)).items():
+            return region_dice(labels, np.asarray(pre.seg))
+
+        per_case = distributed.gather_sharded([case_dice(c) for c in distributed.shard(cases)], len(cases))
+        scores: dict[str, list[float]] = {}
+        for dice in per_case:
+            for key, value in dice.items():
                 scores.setdefault(key, []).append(value)
         return {k: float(np.mean(v)) for k, v in scores.items()}
 
@@ -44,16 +53,20 @@ def make_validator(ctx: RunContext):
 def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_predictions: bool = True) -> dict:
     """Val metrics in the original geometry (format of ``brats-ssl evaluate``) → out_dir/summary.json."""
     options = InferenceOptions.from_config(ctx.config, mc_samples=1, tta=False)
-    per_case = []
-    for case in ctx.val:
+
+    def evaluate_case(case) -> dict:
         pre = ctx.preprocessed(case)
         prediction = predict_volume(model, pre.image, options, ctx.device)
         labels = restore_probabilities(prediction.probabilities.numpy(), pre.meta).argmax(0).astype(np.uint8)
         if save_predictions:
-            write_label_map(case, labels, out_dir / "val_predictions" / f"{case.case_id}.nii.gz")
-        per_case.append({"case": case.case_id, **case_metrics(labels, read_seg(case), spacing=pre.meta.spacing)})
+            write_label_map(case, labels, inside(out_dir / "val_predictions", f"{safe_name(case.case_id)}.nii.gz"))
+        return {"case": case.case_id, **case_metrics(labels, read_seg(case), spacing=pre.meta.spacing)}
+
+    per_case = distributed.gather_sharded([evaluate_case(c) for c in distributed.shard(ctx.val)], len(ctx.val))
     summary = summarize(per_case)
-    atomic.write_json(out_dir / "summary.json", summary)
+    if distributed.is_main():
+        atomic.write_json(out_dir / "summary.json", summary)
+    distributed.barrier()  # summary.json is on disk before any rank reads it
     return summary
 
 
@@ -77,7 +90,7 @@ def train_phase(
     builder = BatchBuilder(
         pools, patch_size=tuple(cfg.train.patch_size), batch_size=cfg.train.batch_size,
         foreground_fraction=cfg.train.foreground_fraction, augment=cfg.train.augment, seed=cfg.seed,
-        stream=name, spatial_dims=3,
+        stream=name, spatial_dims=3, rank=distributed.rank(), world=distributed.world_size(),
     )
     trainer = Trainer(
         model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),

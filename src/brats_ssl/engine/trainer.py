@@ -5,6 +5,11 @@ format, gradient clipping, periodic validation, best/last checkpoints (resumable
 step, with the same result as an uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a
 progress bar. A method supplies ``loss_fn(model, batch, step) -> (loss, logs)`` and optional
 hooks (e.g. an EMA teacher update) whose state is checkpointed with the model.
+
+Under ``torchrun`` every rank runs this loop on its slice of each global batch, through
+DistributedDataParallel: gradients are averaged, so weights (and the state of hooks that follow
+them, like an EMA teacher) stay identical on every rank. Validation is sharded inside the
+validator; rank 0 alone writes checkpoints, logs and plots, and shows progress.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.config import TrainConfig
+from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import load_checkpoint, save_checkpoint
 from brats_ssl.engine.device import autocast, to_memory_format
 
@@ -73,9 +79,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def step_seed(seed: int, step: int) -> int:
-    """Per-step seed for dropout etc., so a resumed run reproduces an uninterrupted one."""
-    return (seed * 1_000_003 + step * 7919 + 17) % (2**63)
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Per-step (and per-rank) seed for dropout etc., so a resumed run reproduces an uninterrupted one
+    and ranks draw independent dropout masks for their different samples."""
+    return (seed * 1_000_003 + step * 7919 + 17 + rank * 104_729) % (2**63)
 
 
 class Trainer:
@@ -117,6 +124,7 @@ class Trainer:
         self.best_score = -math.inf
         self.best_step = -1
         self.last_val: dict[str, float] = {}
+        self.running_loss: list[float] = []  # losses since the last log row (checkpointed)
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -140,6 +148,7 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "last_val": self.last_val,
+            "running_loss": list(self.running_loss),
             "rng_torch": torch.get_rng_state(),
             "hooks": {h.name: h.state_dict() for h in self.hooks if hasattr(h, "state_dict")},
             "fingerprint": self.fingerprint,
@@ -153,50 +162,56 @@ class Trainer:
         self.best_score = float(state["best_score"])
         self.best_step = int(state["best_step"])
         self.last_val = dict(state.get("last_val", {}))
+        self.running_loss = [float(v) for v in state.get("running_loss", [])]
         torch.set_rng_state(state["rng_torch"])
         for hook in self.hooks:
             if hasattr(hook, "load_state_dict") and hook.name in state.get("hooks", {}):
                 hook.load_state_dict(state["hooks"][hook.name])
 
     def _save(self, path: Path) -> None:
-        save_checkpoint(path, self.state_dict())
+        if distributed.is_main():  # weights are identical on every rank
+            save_checkpoint(path, self.state_dict())
 
     def _resume(self) -> None:
-        if not self.last_path.exists():
-            return
-        self.load_state_dict(load_checkpoint(self.last_path, fingerprint=self.fingerprint))
-        # Drop log rows written after the checkpoint by the interrupted run; they are redone.
-        rows = [r for r in atomic.read_jsonl(self.metrics_path) if r.get("step", 0) <= self.step]
-        atomic.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        if self.last_path.exists():
+            self.load_state_dict(load_checkpoint(self.last_path, fingerprint=self.fingerprint))
+        # Drop log rows written after the checkpoint (or before any) by an interrupted run; they are redone.
+        if distributed.is_main() and self.metrics_path.exists():
+            rows = [r for r in atomic.read_jsonl(self.metrics_path) if r.get("step", 0) <= self.step]
+            atomic.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         done = self.out_dir / DONE_FILE
         if done.exists():
             return TrainResult(**{**json.loads(done.read_text()), "out_dir": self.out_dir})
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic.clean_orphans(self.out_dir)
+        main = distributed.is_main()
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic.clean_orphans(self.out_dir)
         self.model.to(self.device)
         to_memory_format(self.model, self.config.channels_last)
         self._resume()
+        train_model = distributed.wrap(self.model, self.device)  # after resuming: DDP starts from these weights
         start_time = time.perf_counter()
         task = self.progress.add_task(self.description, total=self.steps, completed=self.step,
-                                      info=f"val {self._val_text()}") if self.progress else None
-        running: list[float] = []
+                                      info=f"val {self._val_text()}") if self.progress and main else None
+        running = self.running_loss
         for batch in self.batches(self.step, self.steps):
             step = self.step
-            torch.manual_seed(step_seed(self.seed, step))
-            logs = self._train_step(batch, step)
+            torch.manual_seed(step_seed(self.seed, step, distributed.rank()))
+            logs = self._train_step(train_model, batch, step)
             running.append(logs["loss"])
             self.step = step + 1
             for hook in self.hooks:
                 if hasattr(hook, "on_step_end"):
                     hook.on_step_end(self, step, logs)
             if self.step % self.config.log_every == 0 or self.step == self.steps:
-                row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0],
-                       **{k: sum(v) / len(v) for k, v in _collect(running, logs).items()}}
-                atomic.append_line(self.metrics_path, json.dumps(row))
-                running = []
+                means = distributed.mean_over_ranks({k: sum(v) / len(v) for k, v in _collect(running, logs).items()})
+                if main:
+                    row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], **means}
+                    atomic.append_line(self.metrics_path, json.dumps(row))
+                running.clear()
             validate = self.validator is not None and (self.step % self.config.val_every == 0 or self.step == self.steps)
             if validate:
                 self._validate()
@@ -208,15 +223,18 @@ class Trainer:
         seconds = time.perf_counter() - start_time
         result = {"steps": self.step, "best_score": self.best_score, "best_step": self.best_step,
                   "last_val": self.last_val, "seconds": seconds}
-        atomic.write_json(done, result)
+        if main:
+            atomic.write_json(done, result)
+        distributed.barrier()  # the checkpoints are on disk before any rank reads them
         return TrainResult(**result, out_dir=self.out_dir)
 
-    def _train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        self.model.train()
+    def _train_step(self, train_model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One optimizer step; ``train_model`` is the model or its DistributedDataParallel wrapper."""
+        train_model.train()
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         batch["image"] = to_memory_format(batch["image"], self.config.channels_last)
         with autocast(self.device, self.config.precision):
-            loss, logs = self.loss_fn(self.model, batch, step)
+            loss, logs = self.loss_fn(train_model, batch, step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
@@ -229,11 +247,13 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             metrics = self.validator(self.model)
-        self.last_val = metrics
+        self.last_val = metrics  # gathered from every rank's share of the val cases: the same everywhere
         score = score_of(metrics)
         if score > self.best_score:
             self.best_score, self.best_step = score, self.step
             self._save(self.best_path)
+        if not distributed.is_main():
+            return
         atomic.append_line(self.metrics_path, json.dumps({"step": self.step, "val": metrics, "score": score}))
         from brats_ssl.engine.progress_plot import draw_progress
 

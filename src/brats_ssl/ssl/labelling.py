@@ -1,8 +1,10 @@
 """Label the unlabeled pool with a model (MC dropout), rank it, and keep each round on disk.
 
 Per case the result is written atomically, so an interrupted round resumes with the cases that
-are missing. With ``--audit-labels`` (research only) each pseudo-label's Dice against the hidden
-ground truth is recorded beside it.
+are missing. With several processes the missing cases are shared among the ranks; each case's
+MC samples are seeded by its id, so a case gets the same pseudo-label whichever rank labels it.
+With ``--audit-labels`` (research only) each pseudo-label's Dice against the hidden ground truth
+is recorded beside it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import PSEUDO, Pool
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
+from brats_ssl.engine import distributed
 from brats_ssl.engine.context import RunContext
-from brats_ssl.inference import InferenceOptions, predict_volume
+from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.metrics import region_dice
 from brats_ssl.paths import safe_name
 from brats_ssl.progress import track
@@ -29,6 +33,14 @@ from brats_ssl.ssl.pseudolabels import PseudoLabel
 
 def case_folder(round_dir: Path, case: CaseRef | str) -> Path:
     return round_dir / safe_name(case if isinstance(case, str) else case.case_id)
+
+
+def missing_share(cases: list[CaseRef], round_dir: Path) -> list[CaseRef]:
+    """This rank's share of the cases that have no folder in ``round_dir`` yet (all of them in one process)."""
+    # Rank 0's view of what is missing, so the shares cover each missing case exactly once.
+    missing = set(distributed.broadcast_object(
+        [c.case_id for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))]))
+    return distributed.shard([c for c in cases if c.case_id in missing])
 
 
 def audit_info(ctx: RunContext, case: CaseRef, label: np.ndarray) -> dict:
@@ -44,17 +56,19 @@ def audit_info(ctx: RunContext, case: CaseRef, label: np.ndarray) -> dict:
 def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_dir: Path, *, mc: int, tta: bool,
                description: str, keep_probabilities: bool = False) -> dict[str, PseudoLabel]:
     options = InferenceOptions.from_config(ctx.config, mc_samples=mc, tta=tta)
-    todo = [c for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))]
+    todo = missing_share(cases, round_dir)
     model.eval()
     for case in track(ctx.progress, todo, description=description, total=len(todo), info=f"T={mc}"):
         pre = ctx.preprocessed(case)
         start = time.perf_counter()
+        torch.manual_seed(case_seed(ctx.config.seed, case.case_id))
         prediction = predict_volume(model, pre.image, options, ctx.device)
         pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg,
                                              keep_probabilities=keep_probabilities)
         info = {"case": case.case_id, "seconds": time.perf_counter() - start, "mc_samples": mc, "tta": tta,
                 **audit_info(ctx, case, pseudo.label)}
         pseudo.save(case_folder(round_dir, case), info)
+    distributed.barrier()  # every rank's cases are on disk before any rank loads them all
     return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in cases}
 
 
@@ -73,6 +87,10 @@ def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], agreement: dict[s
 
 
 def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
+    """Write the ranking as CSV (rank 0 only: every rank holds the same ranking)."""
+    if not distributed.is_main():
+        return path
+
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)

@@ -3,6 +3,8 @@ stages with the dual loss → agreement refinement and teacher ← student after
 
 Every step leaves its result on disk before the next starts, so a re-run resumes at the step
 boundary (inside a training phase: at its last checkpoint; inside labelling: at the next case).
+Under ``torchrun`` every rank runs this function; labelling and refinement share the cases, and
+rank 0 alone writes the files every rank would write alike (rankings, statistics, stages.json).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import LABELED, Pool
+from brats_ssl.engine import distributed
 from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.phase import final_weights, train_phase
 from brats_ssl.engine.trainer import score_of
@@ -18,8 +21,10 @@ from brats_ssl.paths import safe_name
 from brats_ssl.progress import track
 from brats_ssl.ssl.curriculum import stage_members, threshold
 from brats_ssl.ssl.labelling import (
+    audit_info,
     case_folder,
     label_pool,
+    missing_share,
     pseudo_pool,
     pseudo_statistics,
     rank_pool,
@@ -39,18 +44,16 @@ def val_score(summary: dict) -> float:
 
 def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
                  round_dir) -> tuple[dict[str, PseudoLabel], dict[str, float]]:
-    agreement = {}
-    for case in track(ctx.progress, ctx.unlabeled, description="refine", total=len(ctx.unlabeled)):
-        folder = case_folder(round_dir, case)
-        if PseudoLabel.exists(folder):
-            agreement[case.case_id] = PseudoLabel.info(folder)["agreement"]
-            continue
+    """Refined pseudo-labels of every unlabeled case and the teacher-student agreement (Dice) of each."""
+    todo = missing_share(ctx.unlabeled, round_dir)
+    for case in track(ctx.progress, todo, description="refine", total=len(todo)):
         refined, dice = refine(current[case.case_id], student[case.case_id], tau_agree=ctx.config.ssl.tau_agree)
-        from brats_ssl.ssl.labelling import audit_info
-
-        refined.save(folder, {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)})
-        agreement[case.case_id] = dice
-    return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in ctx.unlabeled}, agreement
+        refined.save(case_folder(round_dir, case),
+                     {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)})
+    distributed.barrier()  # every rank's cases are on disk before any rank reads them all
+    folders = {c.case_id: case_folder(round_dir, c) for c in ctx.unlabeled}
+    return ({case_id: PseudoLabel.load(f) for case_id, f in folders.items()},
+            {case_id: PseudoLabel.info(f)["agreement"] for case_id, f in folders.items()})
 
 
 def run_ours(ctx: RunContext) -> dict:
@@ -83,7 +86,8 @@ def run_ours(ctx: RunContext) -> dict:
                  pseudo_pool(ctx, current, members, s.pseudo_fraction)]
         student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
                                           init_from=final_weights(ctx, teacher_name))
-        atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
+        if distributed.is_main():
+            atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
         row = {"stage": k, "tau": tau, "members": len(members), "student_val": val_score(summary),
                "teacher": teacher_name, "teacher_val": teacher_val}
         if s.refinement and k < s.stages:
@@ -97,7 +101,8 @@ def run_ours(ctx: RunContext) -> dict:
             teacher_name, teacher_val = name, row["student_val"]
         row["promoted"] = teacher_name == name
         stages.append(row)
-        atomic.write_json(ctx.run_dir / "stages.json", stages)
+        if distributed.is_main():
+            atomic.write_json(ctx.run_dir / "stages.json", stages)
 
     final = json.loads((ctx.run_dir / teacher_name / "summary.json").read_text()) if ctx.val else {}
     return {**final, "model": teacher_name, "teacher": teacher_summary, "student": summary, "stages": stages}

@@ -8,15 +8,13 @@ Confidence is quantised to uint8 as ``1 + round(c·254)``: 0 is reserved for "no
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from brats_ssl import atomic
 from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.inference import VolumePrediction
 
@@ -75,18 +73,11 @@ class PseudoLabel:
 
     def save(self, folder: Path, info: dict | None = None) -> Path:
         """Write all maps (+ info.json) into ``folder`` atomically (temporary folder, rename)."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-        try:
+        with atomic.atomic_folder(folder) as tmp:
             for name in MAPS + OPTIONAL_MAPS:
                 if getattr(self, name) is not None:
                     np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
             (tmp / "info.json").write_text(json.dumps(info or {}, indent=1))
-            if folder.exists():  # replacing an older version of this case
-                shutil.rmtree(folder)
-            os.rename(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     @classmethod
