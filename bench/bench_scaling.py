@@ -19,7 +19,7 @@ import torch
 
 def worker(data: Path, n: int, out: Path) -> None:
     from brats_ssl.config import preset
-    from brats_ssl.data.batches import LABELED, PSEUDO, BatchBuilder, Pool, batch_loader
+    from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
     from brats_ssl.data.cache import PreprocessCache
     from brats_ssl.data.dataset import open_dataset
     from brats_ssl.data.preprocess import PreprocessParams

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -106,3 +107,45 @@ def write_dataset(root: Path, convention: str = "brats2021", n: int = 3, shape=(
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return write_dataset(tmp_path / "data", "brats2021", n=3)
+
+
+def run_cli_output(args: list, capsys) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stdout + stderr with whitespace collapsed)."""
+    from brats_ssl.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return stop.value.code, " ".join((captured.out + captured.err).split())
+
+
+def make_untrained_run(run: Path) -> Path:
+    """A run folder as `brats-ssl train` leaves it (untrained weights: predict only needs a model)."""
+    from brats_ssl import atomic
+    from brats_ssl import config as config_lib
+    from brats_ssl.engine.checkpoint import save_checkpoint
+    from brats_ssl.engine.context import build_model, model_fingerprint
+
+    config = config_lib.preset("tiny")
+    config.method = "supervised"
+    config_lib.save(config, run / "config.yaml")
+    save_checkpoint(run / "teacher" / "checkpoint_last.pt",
+                    {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)})
+    atomic.write_json(run / "summary.json", {"model": "teacher"})
+    return run
+
+
+def save_nifti(array: np.ndarray, path: Path, affine: np.ndarray = AFFINE) -> Path:
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+    return path
+
+
+def patch_header(path: Path, **fields) -> Path:
+    """Rewrite raw header fields of a .nii.gz (nibabel would 'fix' them when saving)."""
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    struct = nib.Nifti1Header().structarr.dtype
+    for name, value in fields.items():
+        dtype, offset = struct.fields[name][:2]
+        data[offset:offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
+    path.write_bytes(gzip.compress(bytes(data)))
+    return path

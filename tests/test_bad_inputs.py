@@ -8,7 +8,6 @@ files) are handled, and the last tests show they train, predict and evaluate.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -20,12 +19,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from brats_ssl import atomic
 from brats_ssl import config as config_lib
 from brats_ssl.cli import main
 from brats_ssl.engine.checkpoint import save_checkpoint
-from brats_ssl.engine.context import build_model, model_fingerprint
-from conftest import AFFINE, synthetic_case, write_dataset
+from brats_ssl.engine.context import build_model
+from conftest import AFFINE, make_untrained_run, patch_header, synthetic_case, write_dataset
+from conftest import save_nifti as save
 
 SHAPE = (16, 18, 12)
 CASE = "BraTS2021_00001"  # the case each kind damages (the second of three)
@@ -48,20 +47,6 @@ def case_file(data: Path, suffix: str, case: str = CASE) -> Path:
     return data / case / f"{case}_{suffix}.nii.gz"
 
 
-def save(array: np.ndarray, path: Path, affine: np.ndarray = AFFINE) -> Path:
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-    return path
-
-
-def patch_header(path: Path, **fields) -> Path:
-    """Rewrite raw header fields of a .nii.gz (nibabel would 'fix' them when saving)."""
-    data = bytearray(gzip.decompress(path.read_bytes()))
-    struct = nib.Nifti1Header().structarr.dtype
-    for name, value in fields.items():
-        dtype, offset = struct.fields[name][:2]
-        data[offset:offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
-    path.write_bytes(gzip.compress(bytes(data)))
-    return path
 
 
 def labels_of(case_seed: int = 1, shape=SHAPE) -> np.ndarray:
@@ -604,14 +589,7 @@ def _(tmp, run):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """A run folder as `brats-ssl train` leaves it (untrained weights: predict only needs a model)."""
-    run = tmp_path_factory.mktemp("bad_inputs") / "run"
-    config = config_lib.preset("tiny")
-    config.method = "supervised"
-    config_lib.save(config, run / "config.yaml")
-    save_checkpoint(run / "teacher" / "checkpoint_last.pt",
-                    {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)})
-    atomic.write_json(run / "summary.json", {"model": "teacher"})
-    return run
+    return make_untrained_run(tmp_path_factory.mktemp("bad_inputs") / "run")
 
 
 def run_cli(args: list, capsys) -> tuple[int, str]:

@@ -13,25 +13,16 @@ import pytest
 import torch
 
 from brats_ssl import atomic, resources
-from brats_ssl import config as config_lib
-from brats_ssl.cli import main
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.io import load_case
-from brats_ssl.engine.checkpoint import save_checkpoint
-from brats_ssl.engine.context import build_model, model_fingerprint
 from brats_ssl.errors import BadInputError, OutputError
-from conftest import write_dataset
+from conftest import make_untrained_run, run_cli_output, write_dataset
 
 SHAPE = (24, 28, 20)  # 13,440 voxels: about 538 KB by the memory estimate
 REASONS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
            errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
 
 
-def run_cli(args: list, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as stop:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return stop.value.code, " ".join((captured.out + captured.err).split())
 
 
 def failing(code: int, original, when=lambda *args: True):
@@ -51,14 +42,7 @@ def temporaries(folder: Path) -> list[Path]:
 
 @pytest.fixture
 def trained_run(tmp_path) -> Path:
-    run = tmp_path / "run"
-    config = config_lib.preset("tiny")
-    config.method = "supervised"
-    config_lib.save(config, run / "config.yaml")
-    save_checkpoint(run / "teacher" / "checkpoint_last.pt",
-                    {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)})
-    atomic.write_json(run / "summary.json", {"model": "teacher"})
-    return run
+    return make_untrained_run(tmp_path / "run")
 
 
 # --- output disk ---------------------------------------------------------------------------------
@@ -69,7 +53,7 @@ def test_split_on_a_full_or_read_only_disk(tmp_path, monkeypatch, capsys, code):
     fail = failing(code, pathlib.Path.write_text, when=lambda path, *_: ".split.json." in path.name)
     monkeypatch.setattr(pathlib.Path, "write_text", fail)
     out = tmp_path / "out" / "split.json"
-    status, output = run_cli(["split", data, "-o", out], capsys)
+    status, output = run_cli_output(["split", data, "-o", out], capsys)
     assert status == 2, output
     assert f"error: file {out}: cannot be written: {REASONS[code]}" in output and "Traceback" not in output
     assert list((tmp_path / "out").iterdir()) == []  # neither split.json nor its temporary
@@ -79,7 +63,7 @@ def test_checkpoint_on_a_full_disk(tmp_path, monkeypatch, capsys):
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     monkeypatch.setattr(torch, "save", failing(errno.ENOSPC, torch.save))
     run = tmp_path / "run"
-    status, output = run_cli(["train", data, "-o", run, "--method", "supervised", "--preset", "tiny",
+    status, output = run_cli_output(["train", data, "-o", run, "--method", "supervised", "--preset", "tiny",
                               "--steps", "1"], capsys)
     assert status == 2, output
     assert f"file {run / 'teacher'}" in output and "checkpoint_" in output
@@ -91,7 +75,7 @@ def test_nifti_output_on_a_full_disk(tmp_path, trained_run, monkeypatch, capsys)
     data = write_dataset(tmp_path / "data", n=2, shape=SHAPE)
     monkeypatch.setattr(nib, "save", failing(errno.ENOSPC, nib.save))
     out = tmp_path / "pred"
-    status, output = run_cli(["predict", trained_run, data, "-o", out], capsys)
+    status, output = run_cli_output(["predict", trained_run, data, "-o", out], capsys)
     assert status == 2, output
     assert f"file {out / 'BraTS2021_00000.nii.gz'}: cannot be written: no space left on device" in output
     assert temporaries(out) == [] and not list(out.glob("*.nii.gz"))
@@ -109,7 +93,7 @@ def test_read_only_run_folder_outside_the_atomic_writer(tmp_path, monkeypatch, c
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
-    status, output = run_cli(["train", data, "-o", run, "--method", "supervised", "--preset", "tiny"], capsys)
+    status, output = run_cli_output(["train", data, "-o", run, "--method", "supervised", "--preset", "tiny"], capsys)
     assert status == 2 and f"error: file {run}: cannot be used: read-only file system" in output, output
 
 
@@ -159,7 +143,7 @@ def test_case_too_large_for_memory_is_refused_before_any_output(tmp_path, traine
     out = tmp_path / "out"
     args = (["train", data, "-o", out, "--method", "supervised", "--preset", "tiny", "--steps", "1"]
             if command == "train" else ["predict", trained_run, data, "-o", out])
-    status, output = run_cli(args, capsys)
+    status, output = run_cli_output(args, capsys)
     assert status == 2, output
     assert "case BraTS2021_00000: shape 24x28x20 needs about 538.1 KB" in output
     assert "only 256.0 KB is available ($BRATS_SSL_MEMORY_LIMIT)" in output

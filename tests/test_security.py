@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
 import pytest
 import torch
 
-from brats_ssl import atomic
 from brats_ssl import config as config_lib
-from brats_ssl.cli import main
-from brats_ssl.engine.checkpoint import save_checkpoint
-from brats_ssl.engine.context import build_model, model_fingerprint
+from brats_ssl.engine.context import build_model
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import inside, safe_name
-from conftest import write_dataset
+from conftest import make_untrained_run, run_cli_output, write_dataset
 
 SHAPE = (16, 18, 12)
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "brats_ssl"
@@ -36,24 +31,12 @@ class CreatesAFile:
         return (open, (self.sentinel, "w"))
 
 
-def run_cli(args: list, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as stop:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return stop.value.code, " ".join((captured.out + captured.err).split())
 
 
 @pytest.fixture
 def trained_run(tmp_path) -> Path:
     """A run folder as `brats-ssl train` leaves it (untrained weights: predict only needs a model)."""
-    run = tmp_path / "run"
-    config = config_lib.preset("tiny")
-    config.method = "supervised"
-    config_lib.save(config, run / "config.yaml")
-    save_checkpoint(run / "teacher" / "checkpoint_last.pt",
-                    {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)})
-    atomic.write_json(run / "summary.json", {"model": "teacher"})
-    return run
+    return make_untrained_run(tmp_path / "run")
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -64,7 +47,7 @@ def test_predict_refuses_a_checkpoint_holding_code(tmp_path, trained_run, capsys
     state = {"model": build_model(config_lib.preset("tiny")).state_dict(), "extra": CreatesAFile(sentinel)}
     torch.save(state, path)  # what an attacker would ship: real weights plus a payload
     data = write_dataset(tmp_path / "data", n=1, shape=SHAPE)
-    code, output = run_cli(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
+    code, output = run_cli_output(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
     assert code == 2 and f"file {path}: refused to load" in output and "run io.open" in output, output
     assert "never executed" in output and "Traceback" not in output
     assert not sentinel.exists() and not (tmp_path / "pred").exists()
@@ -74,12 +57,12 @@ def test_resuming_a_run_refuses_a_checkpoint_holding_code(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     run = tmp_path / "run"
     args = ["train", data, "-o", run, "--method", "supervised", "--preset", "tiny", "--steps", "2"]
-    assert run_cli(args, capsys)[0] == 0
+    assert run_cli_output(args, capsys)[0] == 0
     (run / "summary.json").unlink()
     (run / "teacher" / "done.json").unlink()  # as if killed during the teacher: it resumes from here
     sentinel = tmp_path / "code_ran"
     torch.save({"model": {}, "step": 1, "payload": CreatesAFile(sentinel)}, run / "teacher" / "checkpoint_last.pt")
-    code, output = run_cli(args, capsys)
+    code, output = run_cli_output(args, capsys)
     assert code == 2 and "checkpoint_last.pt: refused to load" in output, output
     assert not sentinel.exists()
 
@@ -104,13 +87,13 @@ def test_config_with_a_python_tag_is_refused_and_never_run(tmp_path, trained_run
     config_file = tmp_path / "config.yaml"
     config_file.write_text(f"seed: {evil}\n")
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
-    code, output = run_cli(["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"],
+    code, output = run_cli_output(["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"],
                            capsys)
     assert code == 2 and "refused: the tag !!python/object/apply:builtins.open is not allowed" in output, output
     # the same inside a run folder's own config.yaml, read by predict
     run_config = trained_run / "config.yaml"
     run_config.write_text(run_config.read_text().replace("seed: 0", f"seed: {evil}"))
-    code, output = run_cli(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
+    code, output = run_cli_output(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
     assert code == 2 and f"file {trained_run / 'config.yaml'}: refused" in output, output
     assert not sentinel.exists() and not (tmp_path / "new_run").exists() and not (tmp_path / "pred").exists()
 
@@ -170,7 +153,7 @@ def test_unusual_case_ids_stay_inside_the_output_folder(tmp_path, trained_run, c
     (data / "imagesTr" / "..evil.nii.gz").write_bytes(b"hidden files are not cases")
     before = {p for p in tmp_path.rglob("*")}
     out = tmp_path / "pred"
-    code, output = run_cli(["predict", trained_run, data, "-o", out], capsys)
+    code, output = run_cli_output(["predict", trained_run, data, "-o", out], capsys)
     assert code == 0, output
     created = {p for p in tmp_path.rglob("*")} - before
     assert created and all(out == p or out in p.parents for p in created), created - {out}
@@ -179,7 +162,7 @@ def test_unusual_case_ids_stay_inside_the_output_folder(tmp_path, trained_run, c
     assert all(p.parent == out and safe_name(p.name[: -len(".nii.gz")]) == p.name[: -len(".nii.gz")] for p in labels)
     reference = nib.load(str(data / "labelsTr" / "a b.nii.gz"))
     assert nib.load(str(out / f"{safe_name('a b')}.nii.gz")).shape == reference.shape
-    code, output = run_cli(["evaluate", out, data, "-o", tmp_path / "eval.json"], capsys)  # finds the safe names
+    code, output = run_cli_output(["evaluate", out, data, "-o", tmp_path / "eval.json"], capsys)  # finds the safe names
     assert code == 0, output
     assert sorted(c["case"] for c in json.loads((tmp_path / "eval.json").read_text())["per_case"]) == sorted(ids)
 
@@ -191,7 +174,7 @@ def test_prediction_into_a_symlink_pointing_outside_is_refused(tmp_path, trained
     victim.write_bytes(b"precious")
     out.mkdir()
     (out / "BraTS2021_00000.nii.gz").symlink_to(victim)
-    code, output = run_cli(["predict", trained_run, data, "-o", out], capsys)
+    code, output = run_cli_output(["predict", trained_run, data, "-o", out], capsys)
     assert code == 2 and "would be written outside" in output, output
     assert victim.read_bytes() == b"precious"
 
@@ -201,7 +184,7 @@ def test_output_folder_that_is_a_symlink_is_followed(tmp_path, trained_run, caps
     target = tmp_path / "big_disk"
     target.mkdir()
     (tmp_path / "pred").symlink_to(target, target_is_directory=True)
-    code, output = run_cli(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
+    code, output = run_cli_output(["predict", trained_run, data, "-o", tmp_path / "pred"], capsys)
     assert code == 0, output
     assert (target / "BraTS2021_00000.nii.gz").is_file()
 
@@ -210,6 +193,6 @@ def test_split_naming_paths_is_refused(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"labeled": ["../../etc", "BraTS2021_00000"], "unlabeled": [], "val": []}))
-    code, output = run_cli(["train", data, "-o", tmp_path / "run", "--split", split, "--method", "supervised",
+    code, output = run_cli_output(["train", data, "-o", tmp_path / "run", "--split", split, "--method", "supervised",
                             "--preset", "tiny"], capsys)
     assert code == 2 and "../../etc" in output and "not found" in output and not (tmp_path / "run").exists()

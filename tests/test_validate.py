@@ -15,7 +15,8 @@ from brats_ssl.data.conventions import CLASS_NAMES
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.validate import CaseReport, require_valid, validate_case, validate_dataset
 from brats_ssl.errors import BadInputError
-from conftest import AFFINE, real_data_or_skip, synthetic_case, write_dataset
+from conftest import AFFINE, patch_header, real_data_or_skip, synthetic_case, write_dataset
+from conftest import save_nifti as save
 
 SHAPE = (24, 28, 20)
 CASE = "BraTS2021_00001"  # the case each test damages (the second of three)
@@ -25,18 +26,6 @@ def case_file(root: Path, suffix: str, case: str = CASE) -> Path:
     return root / case / f"{case}_{suffix}.nii.gz"
 
 
-def save(array: np.ndarray, path: Path, affine: np.ndarray = AFFINE) -> None:
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-
-
-def patch_header(path: Path, **fields) -> None:
-    """Rewrite raw header fields of a .nii.gz (nibabel would 'fix' them when saving)."""
-    data = bytearray(gzip.decompress(path.read_bytes()))
-    struct = nib.Nifti1Header().structarr.dtype
-    for name, value in fields.items():
-        dtype, offset = struct.fields[name][:2]
-        data[offset:offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
-    path.write_bytes(gzip.compress(bytes(data)))
 
 
 def report_for(root: Path, case_id: str = CASE) -> CaseReport:

@@ -6,7 +6,6 @@ import numpy as np
 
 from brats_ssl.data.batches import LABELED, UNLABELED, Pool
 from brats_ssl.data.sampling import TrainItem
-from brats_ssl.engine.checkpoint import load_model_weights
 from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.phase import final_weights, train_phase
 from brats_ssl.ssl.labelling import label_pool, pseudo_pool
@@ -19,13 +18,10 @@ def student_steps(ctx: RunContext) -> int:
 
 def run_self_training(ctx: RunContext) -> dict:
     """All pseudo-labels (one deterministic pass), no uncertainty, no curriculum, no unlearning."""
-    from brats_ssl.ssl.methods import train_teacher
+    from brats_ssl.ssl.methods import trained_teacher
 
     cfg, s = ctx.config, ctx.config.ssl
-    _, _, teacher_summary = train_teacher(ctx)
-    teacher = ctx.new_model()
-    load_model_weights(teacher, final_weights(ctx, "teacher"), fingerprint=ctx.fingerprint)
-    teacher.to(ctx.device)
+    teacher, teacher_summary = trained_teacher(ctx)
     pseudo = label_pool(ctx, teacher, ctx.unlabeled, ctx.run_dir / "pseudo" / "round_0", mc=1, tta=False,
                         description="pseudo-label")
     steps = student_steps(ctx)

@@ -17,6 +17,17 @@ def train_teacher(ctx: RunContext):
                        steps=ctx.config.train.steps)
 
 
+def trained_teacher(ctx: RunContext):
+    """The teacher phase (trained, resumed or found finished) and its final model, loaded for labelling."""
+    from brats_ssl.engine.checkpoint import load_model_weights
+    from brats_ssl.engine.phase import final_weights
+
+    _, _, summary = train_teacher(ctx)
+    model = ctx.new_model()
+    load_model_weights(model, final_weights(ctx, "teacher"), fingerprint=ctx.fingerprint)
+    return model.to(ctx.device), summary
+
+
 def run_supervised(ctx: RunContext) -> dict:
     _, _, summary = train_teacher(ctx)
     return {**summary, "model": "teacher", "teacher": summary}

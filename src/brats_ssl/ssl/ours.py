@@ -17,7 +17,6 @@ from brats_ssl.engine import distributed
 from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.phase import final_weights, train_phase
 from brats_ssl.engine.trainer import score_of
-from brats_ssl.paths import safe_name
 from brats_ssl.progress import track
 from brats_ssl.ssl.curriculum import stage_members, threshold
 from brats_ssl.ssl.labelling import (
@@ -57,15 +56,10 @@ def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict
 
 
 def run_ours(ctx: RunContext) -> dict:
-    from brats_ssl.ssl.methods import train_teacher
+    from brats_ssl.ssl.methods import trained_teacher
 
     cfg, s = ctx.config, ctx.config.ssl
-    _, _, teacher_summary = train_teacher(ctx)
-    teacher_model = ctx.new_model()
-    from brats_ssl.engine.checkpoint import load_model_weights
-
-    load_model_weights(teacher_model, final_weights(ctx, "teacher"), fingerprint=ctx.fingerprint)
-    teacher_model.to(ctx.device)
+    teacher_model, teacher_summary = trained_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
     current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc, tta=cfg.inference.tta,
