@@ -97,9 +97,10 @@ def test_mc_dropout_samples_differ_and_eval_is_deterministic():
         assert torch.equal(model.decode(state), model.decode(state))
 
 
-def test_encode_once_decode_many_equals_full_forward_passes():
-    model = tiny_model(dropout=0.3)
-    enable_mc_dropout(model)
+@pytest.mark.parametrize("mc_scope", ["decoder", "head"])
+def test_encode_once_decode_many_equals_full_forward_passes(mc_scope):
+    model = tiny_model(dropout=0.3, mc_scope=mc_scope)
+    assert enable_mc_dropout(model) == (1 if mc_scope == "head" else 2)  # head; bottleneck + level 1
     x = torch.randn(2, 4, 18, 16, 11)
     with torch.no_grad():
         state = model.encode(x)

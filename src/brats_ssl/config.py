@@ -33,7 +33,8 @@ class ModelConfig:
     name: str = "transaspp_unet"  # transaspp_unet | unet | segresnet | swinunetr
     spatial_dims: int = 3  # 2 = slice mode
     features: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
-    dropout: float = 0.1  # in bottleneck and decoder; kept on for MC sampling
+    dropout: float = 0.1  # kept on for MC sampling
+    mc_scope: str = "decoder"  # where the dropout is: "decoder" (bottleneck + decoder) or "head" (cheap MC)
     aspp_dilations: list[int] = field(default_factory=lambda: [1, 2, 3])
     transformer_layers: int = 1
     transformer_heads: int = 4
@@ -298,6 +299,7 @@ def validate(config: Config) -> None:
         (len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
          "model.features: at least two positive widths"),
         (0 <= config.model.dropout < 1, "model.dropout: in [0, 1)"),
+        (config.model.mc_scope in ("decoder", "head"), "model.mc_scope: decoder or head"),
         (config.data.target_spacing is None
          or (len(config.data.target_spacing) == 3 and all(s > 0 for s in config.data.target_spacing)),
          "data.target_spacing: three positive spacings in mm, or null"),

@@ -55,6 +55,7 @@ def _transaspp_unet(config: ModelConfig, in_channels: int, out_channels: int, pa
         aspp_dilations=config.aspp_dilations,
         transformer_layers=config.transformer_layers,
         transformer_heads=config.transformer_heads,
+        mc_scope=config.mc_scope,
     )
 
 

@@ -61,6 +61,9 @@ def check_input(x: torch.Tensor, *, spatial_dims: int, in_channels: int) -> None
         )
 
 
+MC_SCOPES = ("decoder", "head")
+
+
 @dataclass
 class EncoderState:
     """What :meth:`TransASPPUNet.encode` hands to :meth:`TransASPPUNet.decode`.
@@ -181,9 +184,12 @@ class TransASPPUNet(nn.Module):
         aspp_dilations: Sequence[int] = (1, 2, 3),
         transformer_layers: int = 1,
         transformer_heads: int = 4,
+        mc_scope: str = "decoder",
     ) -> None:
         super().__init__()
         features = list(features)
+        if mc_scope not in MC_SCOPES:
+            raise BadInputError(f"model.mc_scope: one of {', '.join(MC_SCOPES)}, got {mc_scope!r}")
         if spatial_dims not in (2, 3):
             raise BadInputError(f"model.spatial_dims: 2 or 3, got {spatial_dims}")
         if len(features) < 2 or any(f <= 0 for f in features):
@@ -212,17 +218,23 @@ class TransASPPUNet(nn.Module):
             if transformer_layers
             else nn.Identity()
         )
-        self.bottleneck_dropout = nn.Dropout(dropout)
+        # mc_scope "decoder": dropout in the bottleneck and decoder, so decode() re-runs the decoder
+        # for every MC sample. "head": dropout only on the last features before the 1x1 head, so the
+        # whole decoder is deterministic and a sample costs one 1x1 conv (cheap, weaker epistemic signal).
+        self.mc_scope = mc_scope
+        decoder_dropout = dropout if mc_scope == "decoder" else 0.0
+        self.bottleneck_dropout = nn.Dropout(decoder_dropout)
         # No dropout at full resolution: its mask generation was ~30% of a decode on CPU, and the
         # levels below already make every sample differ (the full-resolution conv is re-run anyway).
         self.up = nn.ModuleList(
-            UpBlock(spatial_dims, features[level + 1], features[level], dropout if level > 0 else 0.0)
+            UpBlock(spatial_dims, features[level + 1], features[level], decoder_dropout if level > 0 else 0.0)
             for level in reversed(range(len(features) - 1))
         )
+        self.head_dropout = nn.Dropout(dropout if mc_scope == "head" else 0.0)
         self.head = UnetOutBlock(spatial_dims, features[0], out_channels)
 
     def encode(self, x: torch.Tensor) -> EncoderState:
-        """Deterministic part: pad, encoder, ASPP, Transformer."""
+        """Deterministic part: pad, encoder, ASPP, Transformer (and the decoder, for mc_scope "head")."""
         check_input(x, spatial_dims=self.spatial_dims, in_channels=self.in_channels)
         padding = padding_to_multiple(x.shape[2:], self.multiple)
         x = pad_spatial(x, padding)
@@ -231,14 +243,22 @@ class TransASPPUNet(nn.Module):
             x = block(x)
             skips.append(x)
         bottleneck = self.transformer(self.aspp(skips.pop()))
+        if self.mc_scope == "head":
+            features = self._decoder(bottleneck, skips)
+            return EncoderState(skips=[], bottleneck=features, padding=padding)
         return EncoderState(skips=skips, bottleneck=bottleneck, padding=padding)
 
-    def decode(self, state: EncoderState) -> torch.Tensor:
-        """Stochastic part (all dropout lives here): decoder and head; logits cropped to the input size."""
-        x = self.bottleneck_dropout(state.bottleneck)
-        for block, skip in zip(self.up, reversed(state.skips)):
+    def _decoder(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = self.bottleneck_dropout(x)
+        for block, skip in zip(self.up, reversed(skips)):
             x = block(x, skip)
-        return crop_spatial(self.head(x), state.padding)
+        return x
+
+    def decode(self, state: EncoderState) -> torch.Tensor:
+        """Stochastic part (all dropout lives here): decoder (for mc_scope "decoder") and head;
+        logits cropped to the input size."""
+        x = self._decoder(state.bottleneck, state.skips)  # no levels left when mc_scope is "head"
+        return crop_spatial(self.head(self.head_dropout(x)), state.padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -61,7 +61,8 @@ def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_di
     for case in track(ctx.progress, todo, description=description, total=len(todo), info=f"T={mc}"):
         pre = ctx.preprocessed(case)
         start = time.perf_counter()
-        torch.manual_seed(case_seed(ctx.config.seed, case.case_id))
+        # Seeded by round and case: the same masks whichever rank labels it, fresh ones each round.
+        torch.manual_seed(case_seed(ctx.config.seed, f"{round_dir.name}/{case.case_id}"))
         prediction = predict_volume(model, pre.image, options, ctx.device)
         pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg,
                                              keep_probabilities=keep_probabilities)
