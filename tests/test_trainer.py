@@ -117,3 +117,13 @@ def test_checkpoint_from_another_model_or_with_code_is_refused(tmp_path):
     torch.save({"model": {}, "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(BadInputError, match="refused"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_fingerprints_of_existing_runs_stay_valid_when_model_fields_are_added():
+    # Fingerprints of the presets as written by runs before model.mc_scope existed: a new field at
+    # its backward-compatible default must not orphan those checkpoints.
+    assert [model_fingerprint(preset(name)) for name in ("tiny", "cpu", "gpu")] == [
+        "9ab4012c66ffe879", "ce9688baf5fc4fe9", "bb6fd0d47bd1379b"]
+    config = preset("cpu")
+    config.model.mc_scope = "head"  # a different network: a different fingerprint
+    assert model_fingerprint(config) != "ce9688baf5fc4fe9"

@@ -19,9 +19,16 @@ from brats_ssl.data.sampling import TrainItem
 from brats_ssl.losses import output_channels
 
 
+# Model fields added after runs already existed, with the value that reproduces the older network.
+# At that value they stay out of the fingerprint, so checkpoints of older runs keep loading.
+FIELDS_ADDED_LATER = {"mc_scope": "decoder"}
+
+
 def model_fingerprint(config: Config) -> str:
     """Identity of the network a checkpoint belongs to: architecture, width and output form."""
-    blob = json.dumps([config.model.__dict__, config.train.loss], sort_keys=True, default=str)
+    model = {key: value for key, value in config.model.__dict__.items()
+             if FIELDS_ADDED_LATER.get(key, object()) != value}
+    blob = json.dumps([model, config.train.loss], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
