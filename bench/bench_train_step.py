@@ -74,7 +74,7 @@ def monai_seconds_per_step(builder, steps: int, channels_last: bool) -> tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--bf16-steps", type=int, default=2)
+    parser.add_argument("--bf16-steps", type=int, default=2, help="0 skips bf16 (very slow without AVX512-BF16)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = preset("cpu")
@@ -97,9 +97,10 @@ def main() -> None:
     config.train.channels_last = False
     rows.append(("engine fp32, batches in memory", engine_seconds_per_step(config, builder, args.steps,
                                                                           in_memory=True, workers=0)))
-    config.train.precision, config.train.channels_last = "bf16", True
-    rows.append(("engine bf16+channels_last, batches in memory",
-                 engine_seconds_per_step(config, builder, args.bf16_steps, in_memory=True, workers=0)))
+    if args.bf16_steps:  # minutes per step without AVX512-BF16/AMX; bench_network.py shows it too
+        config.train.precision, config.train.channels_last = "bf16", True
+        rows.append(("engine bf16+channels_last, batches in memory",
+                     engine_seconds_per_step(config, builder, args.bf16_steps, in_memory=True, workers=0)))
     monai, monai_params = monai_seconds_per_step(builder, args.steps, channels_last=True)
     rows.append((f"plain MONAI UNet loop ({monai_params:,} params) fp32+cl", monai))
     for label, seconds in rows:
