@@ -80,7 +80,7 @@ def main() -> None:
         from brats_ssl.metrics import region_dice
 
         agreement = region_dice(BRATS2021.to_internal(fast), BRATS2021.to_internal(slow))
-        print("Dice fast vs slow path: " + ", ".join(f"{k} {v:.4f}" for k, v in agreement.items()))
+        print("Dice fast vs slow path: " + ", ".join(f"{k} {v:.5f}" for k, v in agreement.items()))
 
 
 if __name__ == "__main__":

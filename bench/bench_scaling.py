@@ -2,7 +2,7 @@
 MC pseudo-labeling and of one training epoch (one patch per case), each in a fresh process.
 Time should grow linearly and memory stay flat: cases are memory-mapped, never all in RAM.
 
-Usage: .venv/bin/python bench/bench_scaling.py [--sizes 10 50 200] [--work DIR]
+Usage: .venv/bin/python bench/bench_scaling.py [--sizes 10 50 200] [--shape 96 96 64] [--work DIR]
 """
 
 from __future__ import annotations
@@ -67,21 +67,22 @@ def worker(data: Path, n: int, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
-    parser.add_argument("--work", default="bench/out/scaling")
+    parser.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64], help="synthetic volume, 2 mm voxels")
+    parser.add_argument("--work", default=str(Path(__file__).resolve().parent / "out" / "scaling"))
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker[0]), int(args.worker[1]), Path(args.worker[2]))
         return
     work = Path(args.work)
-    data = work / "cohort"
+    data = work / ("cohort_" + "x".join(map(str, args.shape)))
     if not (data / "sites.csv").exists():
         from brats_ssl.data.synthetic import write_cohort
 
-        write_cohort(data, cases=max(args.sizes), shape=(96, 96, 64), spacing=2.0, sites=4, seed=0)
+        write_cohort(data, cases=max(args.sizes), shape=tuple(args.shape), spacing=2.0, sites=4, seed=0)
     print(f"{'cases':>6} {'pseudo-label s':>15} {'s/case':>7} {'peak MB':>8} {'epoch s':>8} {'s/step':>7} {'peak MB':>8}")
     for n in args.sizes:
-        out = work / f"run_{n}"
+        out = work / f"run_{n}_{data.name}"
         result = subprocess.run([sys.executable, __file__, "--worker", str(data), str(n), str(out)],
                                 capture_output=True, text=True, check=True)
         r = json.loads(result.stdout.strip().splitlines()[-1])

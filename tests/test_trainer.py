@@ -76,10 +76,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     crashing.batches = crash_at_step_5
     with pytest.raises(KeyboardInterrupt):
         crashing.fit()
-    assert load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")["step"] == 3
+    checkpoint = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")
+    assert checkpoint["step"] == 3 and checkpoint["seconds"] > 0
+    save_checkpoint(tmp_path / "part" / "checkpoint_last.pt", {**checkpoint, "seconds": 1000.0})
     resumed = _trainer(tmp_path / "part", 8, item=item)
     result = resumed.fit()
     assert result.steps == 8
+    assert 1000 < result.seconds < 1000 + 600  # the first process's training time is kept, once
     a = load_checkpoint(tmp_path / "full" / "checkpoint_last.pt")["model"]
     b = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")["model"]
     for key in a:

@@ -94,23 +94,35 @@ class WindowPredictor:
         self.windows_run = 0
         self.encoder_calls = 0
 
-    def _sample_probs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Class probabilities of each stochastic sample for one (flipped) window batch."""
-        t = self.options.mc_samples
+    def _sample_sums(self, x: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Sums over the stochastic samples of one (flipped) window batch: class probabilities
+        (B, C, *S) and, when asked, normalised per-sample entropy (B, 1, *S).
+
+        The T samples stay one (T·B, ...) batch from the decoder to the sums: one softmax, no
+        per-sample copies — at full resolution these passes over memory cost as much as decoding.
+        """
+        t, batch = self.options.mc_samples, x.shape[0]
         x = to_memory_format(x, self.options.channels_last)
         with autocast(self.device, self.options.precision):
             if t > 1 and self.split:
                 state = self.model.encode(x)
                 self.encoder_calls += 1
-                batch = x.shape[0]
-                logits = self.model.decode(state.tile(t))  # T samples decoded as one batch
-                chunks = logits.float().reshape(t, batch, *logits.shape[1:]).unbind(0)
+                logits = self.model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
             else:
-                chunks = []
-                for _ in range(t):
-                    self.encoder_calls += 1
-                    chunks.append(self.model(x).float())
-        return [probabilities(c, self.options.output) for c in chunks]
+                self.encoder_calls += t
+                logits = torch.cat([self.model(x) for _ in range(t)])
+        logits = logits.float()
+        if self.options.output == "region":
+            probs = probabilities(logits, "region")
+            entropy = normalised_entropy(probs, dim=1) if with_entropy else None
+        else:
+            log_probs = torch.log_softmax(logits, 1)
+            probs = log_probs.exp()
+            entropy = -(probs * log_probs).sum(1) / math.log(probs.shape[1]) if with_entropy else None
+        probs_sum = probs.view(t, batch, *probs.shape[1:]).sum(0)
+        if entropy is None:
+            return probs_sum, None
+        return probs_sum, entropy.view(t, batch, 1, *entropy.shape[1:]).sum(0)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         brain = x.abs().flatten(1).amax(1) > 0
@@ -120,17 +132,23 @@ class WindowPredictor:
         mean_entropy = torch.zeros((x.shape[0], 1) + tuple(x.shape[2:]), device=x.device)
         if not brain.any():
             return mean, mean_entropy
-        xb = x[brain]
+        xb = x[brain] if not brain.all() else x
         self.windows_run += int(brain.sum())
         flips = FLIPS_TTA if self.options.tta else ((),)
-        samples = []
+        with_entropy = self.options.mc_samples > 1 or self.options.tta
+        probs_sum, entropy_sum = None, None
         for axes in flips:
-            xf = torch.flip(xb, axes) if axes else xb
-            for p in self._sample_probs(xf):
-                samples.append(torch.flip(p, axes) if axes else p)
-        stacked = torch.stack(samples)
-        mean[brain] = stacked.mean(0)
-        mean_entropy[brain] = normalised_entropy(stacked, dim=2).mean(0).unsqueeze(1)
+            probs, entropy = self._sample_sums(torch.flip(xb, axes) if axes else xb, with_entropy)
+            if axes:
+                probs = torch.flip(probs, axes)
+                entropy = torch.flip(entropy, axes) if entropy is not None else None
+            probs_sum = probs if probs_sum is None else probs_sum.add_(probs)
+            if entropy is not None:
+                entropy_sum = entropy if entropy_sum is None else entropy_sum.add_(entropy)
+        n = len(flips) * self.options.mc_samples
+        mean[brain] = probs_sum / n
+        if entropy_sum is not None:
+            mean_entropy[brain] = entropy_sum / n
         return mean, mean_entropy
 
 

@@ -125,6 +125,8 @@ class Trainer:
         self.best_step = -1
         self.last_val: dict[str, float] = {}
         self.running_loss: list[float] = []  # losses since the last log row (checkpointed)
+        self.seconds_before = 0.0  # training time of earlier processes of this phase (checkpointed)
+        self.segment_start: float | None = None
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -149,6 +151,7 @@ class Trainer:
             "best_step": self.best_step,
             "last_val": self.last_val,
             "running_loss": list(self.running_loss),
+            "seconds": self._seconds(),
             "rng_torch": torch.get_rng_state(),
             "hooks": {h.name: h.state_dict() for h in self.hooks if hasattr(h, "state_dict")},
             "fingerprint": self.fingerprint,
@@ -163,10 +166,16 @@ class Trainer:
         self.best_step = int(state["best_step"])
         self.last_val = dict(state.get("last_val", {}))
         self.running_loss = [float(v) for v in state.get("running_loss", [])]
+        self.seconds_before = float(state.get("seconds", 0.0))
         torch.set_rng_state(state["rng_torch"])
         for hook in self.hooks:
             if hasattr(hook, "load_state_dict") and hook.name in state.get("hooks", {}):
                 hook.load_state_dict(state["hooks"][hook.name])
+
+    def _seconds(self) -> float:
+        """Training time of the phase so far, summed over the processes that resumed it."""
+        running = time.perf_counter() - self.segment_start if self.segment_start is not None else 0.0
+        return self.seconds_before + running
 
     def _save(self, path: Path) -> None:
         if distributed.is_main():  # weights are identical on every rank
@@ -193,7 +202,7 @@ class Trainer:
         to_memory_format(self.model, self.config.channels_last)
         self._resume()
         train_model = distributed.wrap(self.model, self.device)  # after resuming: DDP starts from these weights
-        start_time = time.perf_counter()
+        self.segment_start = time.perf_counter()
         task = self.progress.add_task(self.description, total=self.steps, completed=self.step,
                                       info=f"val {self._val_text()}") if self.progress and main else None
         running = self.running_loss
@@ -220,9 +229,8 @@ class Trainer:
             if task is not None:
                 self.progress.update(task, completed=self.step,
                                      info=f"loss {logs['loss']:.3f} | val {self._val_text()}")
-        seconds = time.perf_counter() - start_time
         result = {"steps": self.step, "best_score": self.best_score, "best_step": self.best_step,
-                  "last_val": self.last_val, "seconds": seconds}
+                  "last_val": self.last_val, "seconds": self._seconds()}
         if main:
             atomic.write_json(done, result)
         distributed.barrier()  # the checkpoints are on disk before any rank reads them
