@@ -35,21 +35,27 @@ def build_augmentation(label_keys: tuple[str, ...], *, spatial_dims: int = 3) ->
 
 
 class Augmenter:
-    """Applies the augmentation to one patch dict of numpy arrays, seeded per call."""
+    """Applies the augmentation to one patch dict of numpy arrays, seeded per call.
+
+    The label-like maps travel as the channels of one tensor: one nearest-neighbour resampling
+    and one flip for all of them instead of one per map (the batch build competes with training
+    for the same cores).
+    """
 
     def __init__(self, label_keys: tuple[str, ...], *, spatial_dims: int = 3):
         set_track_meta(False)  # plain tensors: MONAI metadata tracking costs time and is unused
         self.label_keys = label_keys
-        self.transform = build_augmentation(label_keys, spatial_dims=spatial_dims)
+        self.transform = build_augmentation(("maps",) if label_keys else (), spatial_dims=spatial_dims)
 
     def __call__(self, patch: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
         self.transform.set_random_state(seed=seed % (2**32))
         data = {"image": torch.from_numpy(patch["image"])}
-        for key in self.label_keys:
-            data[key] = torch.from_numpy(patch[key][None].astype(np.float32))
+        if self.label_keys:
+            data["maps"] = torch.from_numpy(np.stack([patch[key] for key in self.label_keys]).astype(np.float32))
         out = self.transform(data)
         result = dict(patch)
         result["image"] = np.asarray(out["image"], dtype=np.float32)
-        for key in self.label_keys:
-            result[key] = np.asarray(out[key][0]).round().astype(patch[key].dtype)
+        maps = np.asarray(out["maps"]).round() if self.label_keys else None
+        for i, key in enumerate(self.label_keys):
+            result[key] = maps[i].astype(patch[key].dtype)
         return result

@@ -1,0 +1,33 @@
+import numpy as np
+
+from brats_ssl.data.augment import Augmenter
+
+
+def _patch(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    label = np.zeros((24, 24, 24), np.uint8)
+    label[6:18, 8:20, 5:15] = rng.integers(1, 4, (12, 12, 10))
+    image = np.stack([label.astype(np.float32) + rng.normal(0, 0.1, label.shape).astype(np.float32)] * 4)
+    return {"image": image, "label": label, "confidence": (label * 60).astype(np.uint8),
+            "absent": (1 << label).astype(np.uint8)}
+
+
+def test_label_like_maps_stay_aligned_voxel_for_voxel_with_the_label():
+    augment = Augmenter(("label", "confidence", "absent"))
+    moved = 0
+    for seed in range(40):
+        patch = _patch(seed)
+        out = augment(patch, seed)
+        assert {k: v.dtype for k, v in out.items()} == {k: v.dtype for k, v in patch.items()}
+        assert np.array_equal(out["confidence"], out["label"] * 60)
+        inside = out["absent"] > 0  # zero padding from rotations sets all three maps to 0 together
+        assert np.array_equal(out["absent"][inside], (1 << out["label"][inside]).astype(np.uint8))
+        assert set(np.unique(out["label"]).tolist()) <= {0, 1, 2, 3}
+        moved += not np.array_equal(out["label"], patch["label"])
+    assert moved > 20  # flips with p = 0.5 per axis: most patches change
+
+
+def test_the_same_seed_gives_the_same_patch():
+    augment = Augmenter(("label",))
+    a, b = augment(_patch(1), 7), augment(_patch(1), 7)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
