@@ -5,9 +5,11 @@ Usage: python bench/ablation_table.py OUT [OUT ...]
 import json, sys
 from pathlib import Path
 R = ("WT", "TC", "ET", "NCR", "ED")
-order = ["supervised", "ours", "ours_no_pseudo", "ours_unlearn_none", "ours_unlearn_argmax", "ours_no_curriculum",
+order = ["supervised", "ours", "ours_control", "ours_no_pseudo", "ours_unlearn_none", "ours_unlearn_argmax", "ours_no_curriculum",
          "ours_no_refinement", "ours_no_weighting", "self_training", "mean_teacher", "ua_mt"]
 what = {"supervised": "teacher only (3 labeled)", "ours": "ours (defaults: unlearn absent)",
+        "ours_control": "control: ours' schedule, no unlabeled scans (`--method ours-control`)",
+        # folders from before ours-control existed; identical training (tests/test_pipeline.py)
         "ours_no_pseudo": "control: ours' schedule, no pseudo-labeled patches (`--set ssl.pseudo_fraction=0`)",
         "ours_unlearn_none": "`--unlearn none`", "ours_unlearn_argmax": "`--unlearn argmax`",
         "ours_no_curriculum": "`--no-curriculum`", "ours_no_refinement": "`--no-refinement`",

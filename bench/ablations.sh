@@ -2,7 +2,7 @@
 # Ablations and baselines of ours on a cohort and split, at the demo's settings (tiny preset,
 # teacher 300 steps, 2 stages x 150 steps, T = 4); the teacher is trained once and copied into
 # every teacher-based run. Tabulate with: python bench/ablation_table.py OUT
-# Usage: bench/ablations.sh DATA SPLIT OUT [SEED]   (ONLY="ours ours_no_pseudo" runs a subset)
+# Usage: bench/ablations.sh DATA SPLIT OUT [SEED]   (ONLY="ours ours_control" runs a subset)
 # The demo's cohort and split: `brats-ssl demo -o demo_out` leaves demo_out/data and demo_out/split.json.
 set -euo pipefail
 DATA=${1:?usage: bench/ablations.sh DATA SPLIT OUT [SEED]}
@@ -16,7 +16,7 @@ SETS=(--set train.steps=300 --set train.val_every=100 --set "train.patch_size=[4
 run() {  # name method [flags...]
   local name=$1 method=$2; shift 2
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
-  if [ "$method" = ours ] || [ "$method" = self-training ]; then
+  if [ "$method" = ours ] || [ "$method" = ours-control ] || [ "$method" = self-training ]; then
     if [ -d "$OUT/supervised/teacher" ] && [ ! -d "$OUT/$name/teacher" ]; then
       mkdir -p "$OUT/$name" && cp -r "$OUT/supervised/teacher" "$OUT/$name/teacher"
     fi
@@ -30,7 +30,7 @@ run() {  # name method [flags...]
 mkdir -p "$OUT"
 run supervised supervised
 run ours ours
-run ours_no_pseudo ours --set ssl.pseudo_fraction=0
+run ours_control ours-control
 run ua_mt ua-mt
 run self_training self-training
 run ours_unlearn_none ours --unlearn none

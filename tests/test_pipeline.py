@@ -114,6 +114,27 @@ def test_predict_writes_input_geometry_and_convention(cohort, ours_run, tmp_path
         assert (out / f"{case}_{suffix}.nii.gz").exists()
 
 
+def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_run, tmp_path):
+    """The control trains ours' stages on the labeled cases alone: the same as ours with no batch
+    share for pseudo-labels, minus the labelling work it does not need."""
+    _, data = cohort
+    runs = {}
+    for name, extra in (("control", ["--method", "ours-control"]),
+                        ("no_share", ["--method", "ours", "--set", "ssl.pseudo_fraction=0"])):
+        run = tmp_path / name
+        shutil.copytree(ours_run / "teacher", run / "teacher")  # as `experiment` reuses it
+        assert run_cli("train", data, "-o", run, "--split", ours_run / "split.json", *extra, *TINY) == 0
+        runs[name] = run
+    control, no_share = (json.loads((runs[n] / "summary.json").read_text()) for n in ("control", "no_share"))
+    assert [s["student_val"] for s in control["stages"]] == [s["student_val"] for s in no_share["stages"]]
+    assert control["mean"] == no_share["mean"] and control["model"] == no_share["model"]
+    assert all(s["members"] == 0 and "mean_agreement" not in s for s in control["stages"])
+    assert not (runs["control"] / "pseudo").exists() and (runs["no_share"] / "pseudo").exists()
+    # and the pseudo-labels do change ours: its stage 1 differs from the control's
+    ours = json.loads((ours_run / "summary.json").read_text())
+    assert ours["stages"][0]["student_val"] != control["stages"][0]["student_val"]
+
+
 @pytest.mark.parametrize("method", ["supervised", "self-training", "mean-teacher", "ua-mt"])
 def test_every_method_runs(cohort, tmp_path, method):
     _, data = cohort

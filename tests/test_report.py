@@ -28,10 +28,12 @@ SHAPE = (40, 40, 32)
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, _isolated_cache) -> Path:
-    """A real tiny sweep: supervised and ours at 50 % and 100 % labels, two seeds (its reports included)."""
+    """A real tiny sweep: supervised, ours and its control at 50 % and 100 % labels, two seeds (its
+    reports included)."""
     root = tmp_path_factory.mktemp("report")
     write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
-    run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours"], seeds=[0, 1],
+    run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours", "ours-control"],
+                   seeds=[0, 1],
                    val=0.25, preset="tiny", steps=4, overrides=[])
     return root / "exp"
 
@@ -179,8 +181,19 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
         pixels = _png(experiment / name)
         assert pixels.shape[0] >= 350 and pixels.shape[1] >= 700 and pixels[..., :3].std() > 0.05
     links = re.findall(r"\]\((runs/[^)]+/report\.md)\)", md)
-    assert len(set(links)) == 6  # every run's own report, linked and written
+    assert len(set(links)) == 8  # every run's own report, linked and written
     assert all((experiment / link).is_file() and (experiment / link).with_suffix(".html").is_file() for link in links)
+
+
+def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
+    rows = {(r["method"], float(r["fraction"]), r["seed"]): r for r in read_results(experiment)}
+    for seed in ("0", "1"):
+        control, supervised = rows[("ours-control", 0.5, seed)], rows[("supervised", 0.5, seed)]
+        assert control["teacher_WT_dice"] == supervised["WT_dice"]  # the teacher is reused, not retrained
+        assert not (Path(control["run"]) / "pseudo").exists()
+        assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
+    md = (experiment / REPORT_MD).read_text()
+    assert any(l.startswith("| ours-control | 50% (3) | 2 |") for l in md.splitlines())
 
 
 def test_experiment_report_keeps_run_reports_that_are_up_to_date(experiment):

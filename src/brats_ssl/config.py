@@ -277,7 +277,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     return config
 
 
-METHODS = ("supervised", "ours", "self-training", "mean-teacher", "ua-mt")
+METHODS = ("supervised", "ours", "ours-control", "self-training", "mean-teacher", "ua-mt")
 
 
 def validate(config: Config) -> None:

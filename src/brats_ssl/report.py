@@ -60,7 +60,7 @@ FIGURE_PREFIX = "report_"
 MAX_OVERLAY_CASES = 3
 DPI = 100
 BRATS_REGIONS = tuple(REGIONS)  # WT, TC, ET: the model-selection score is their mean Dice
-METHOD_COLOURS = {"supervised": "#6c757d", "ours": "#d62828", "self-training": "#f77f00",
+METHOD_COLOURS = {"supervised": "#6c757d", "ours": "#d62828", "ours-control": "#7b2cbf", "self-training": "#f77f00",
                   "mean-teacher": "#457b9d", "ua-mt": "#2a9d8f"}
 _VIEW_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # LPS voxel axis each view slices across
 _VIEW_HINT = {"axial": "anterior up, patient's right on the left", "coronal": "superior up",
@@ -274,6 +274,7 @@ def _header_section(run: RunFolder) -> Section:
     student = f"{config.ssl.stages} × {config.ssl.stage_steps}"
     steps = {"supervised": f"{config.train.steps}",
              "ours": f"{config.train.steps} (teacher) + {student} (student stages)",
+             "ours-control": f"{config.train.steps} (teacher) + {student} (stages on the labeled cases only)",
              "self-training": f"{config.train.steps} (teacher) + {student} (student)",
              }.get(config.method, f"{config.train.steps} + {student} (one phase)")
     rows = [
@@ -733,30 +734,42 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
     return _save_figure(figure, out_png)
 
 
-def experiment_stage_figure(curves: dict[float, list[list[float | None]]], out_png: Path) -> Path:
-    """Ours' val mean Dice per phase (teacher, stage 1..K), a line per labeled fraction (± std band)."""
+STAGED_METHODS = ("ours", "ours-control")  # methods whose runs have teacher → stage phases
+FRACTION_STYLES = ("-", "--", ":", "-.")
+
+
+def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | None]]], out_png: Path) -> Path:
+    """Val mean Dice per phase (teacher, stage 1..K), a line per (method, labeled fraction) with a
+    ± std band: colour = method, line style = fraction."""
     figure = Figure(figsize=(8, 4.4), dpi=DPI, layout="constrained")
     ax = figure.add_subplot()
     n_phases = max(len(c) for runs in curves.values() for c in runs)
-    fractions = sorted(curves)
-    for i, fraction in enumerate(fractions):
-        per_phase = [[c[k] for c in curves[fraction] if k < len(c) and c[k] is not None] for k in range(n_phases)]
+    fractions = sorted({fraction for _, fraction in curves})
+    drawn: list[float] = []
+    for method, fraction in sorted(curves, key=lambda key: (STAGED_METHODS.index(key[0]), key[1])):
+        runs = curves[(method, fraction)]
+        per_phase = [[c[k] for c in runs if k < len(c) and c[k] is not None] for k in range(n_phases)]
         stats = [mean_std(v) for v in per_phase]
         xs = [k for k, (m, _, _) in enumerate(stats) if m is not None]
         means = [stats[k][0] for k in xs]
         stds = [stats[k][1] or 0.0 for k in xs]
-        colour = _sequential_colour(i, len(fractions))
-        ax.plot(xs, means, marker="o", color=colour, lw=2,
-                label=f"{fraction:.0%} labeled ({len(curves[fraction])} run{'s' if len(curves[fraction]) > 1 else ''})")
-        if len(curves[fraction]) > 1:
+        drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
+        colour = METHOD_COLOURS.get(method, "black")
+        style = FRACTION_STYLES[fractions.index(fraction) % len(FRACTION_STYLES)]
+        ax.plot(xs, means, marker="o", color=colour, lw=2, ls=style,
+                label=f"{method}, {fraction:.0%} labeled ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+        if len(runs) > 1:
             ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), color=colour, alpha=0.18, lw=0)
     ax.set_xticks(range(n_phases), ["teacher"] + [f"stage {k}" for k in range(1, n_phases)])
-    ax.set_ylim(0, 1)
+    # Zoomed to the data: stage-to-stage changes are a few hundredths and vanish on a 0-1 axis.
+    low, high = (min(drawn), max(drawn)) if drawn else (0.0, 1.0)
+    pad = max(0.02, 0.1 * (high - low))
+    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
     ax.set_xlabel("training phase")
     ax.set_ylabel("validation Dice (mean of WT, TC, ET)")
-    ax.set_title("ours: validation Dice after each phase, per labeled fraction")
+    ax.set_title("Validation Dice after each phase, per method and labeled fraction")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9, title="labeled fraction", title_fontsize=9)
+    ax.legend(fontsize=9)
     return _save_figure(figure, out_png)
 
 
@@ -821,16 +834,17 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     figures: list = [Picture(efficiency_figure(groups, folder / f"{FIGURE_PREFIX}efficiency.png", n_val=n_val),
                              "Validation Dice against the labeled fraction, one line per method, one panel per "
                              "region and one for their mean; the band is ± one standard deviation over seeds")]
-    curves: dict[float, list[list[float | None]]] = {}
+    curves: dict[tuple[str, float], list[list[float | None]]] = {}
     for (method, fraction), members in groups.items():
         for row in members:
-            curve = _stage_curve(run_dirs[row["run"]]) if method == "ours" else None
+            curve = _stage_curve(run_dirs[row["run"]]) if method in STAGED_METHODS else None
             if curve:
-                curves.setdefault(fraction, []).append(curve)
+                curves.setdefault((method, fraction), []).append(curve)
     if curves:
         figures.append(Picture(experiment_stage_figure(curves, folder / f"{FIGURE_PREFIX}stages.png"),
-                               "ours: validation mean Dice of WT, TC and ET after the teacher and each student "
-                               "stage, one line per labeled fraction (mean over seeds, band ± std)"))
+                               "ours (and ours-control: the same stages without unlabeled scans): "
+                               "validation mean Dice of WT, TC and ET after the teacher and each stage, one line "
+                               "per method and labeled fraction (mean over seeds, band ± std)"))
     sections.append(Section("Curves", figures))
 
     run_rows = []

@@ -40,6 +40,7 @@ def _methods() -> dict[str, Callable[[RunContext], dict]]:
     return {
         "supervised": run_supervised,
         "ours": run_ours,
+        "ours-control": lambda ctx: run_ours(ctx, unlabeled=False),
         "self-training": run_self_training,
         "mean-teacher": lambda ctx: run_consistency(ctx, uncertainty=False),
         "ua-mt": lambda ctx: run_consistency(ctx, uncertainty=True),

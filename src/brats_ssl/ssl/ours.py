@@ -55,36 +55,41 @@ def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict
             {case_id: PseudoLabel.info(f)["agreement"] for case_id, f in folders.items()})
 
 
-def run_ours(ctx: RunContext) -> dict:
+def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
+    """The method. With ``unlabeled=False`` (``--method ours-control``) the same teacher and stage
+    schedule run on the labeled cases alone, with no pseudo-labelling: the control that tells what
+    ours gains from its extra training steps rather than from the unlabeled scans."""
     from brats_ssl.ssl.methods import trained_teacher
 
     cfg, s = ctx.config, ctx.config.ssl
     teacher_model, teacher_summary = trained_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
-    current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc, tta=cfg.inference.tta,
-                         description="pseudo-label", keep_probabilities=True)
-    ranking = rank_pool(ctx, current)
-    write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
+    if unlabeled:
+        current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc,
+                             tta=cfg.inference.tta, description="pseudo-label", keep_probabilities=True)
+        ranking = rank_pool(ctx, current)
+        write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
 
     teacher_name, teacher_val = "teacher", val_score(teacher_summary)
     stages, summary = [], teacher_summary
     for k in range(1, s.stages + 1):
         name = f"stage_{k}"
-        members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
         tau = threshold(k, s.stages, s.tau_start, s.tau_end)
         loss = DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
                         weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
                         rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
-        pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED),
-                 pseudo_pool(ctx, current, members, s.pseudo_fraction)]
+        pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED)]
+        members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum) if unlabeled else []
+        if unlabeled:
+            pools.append(pseudo_pool(ctx, current, members, s.pseudo_fraction))
         student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
                                           init_from=final_weights(ctx, teacher_name))
-        if distributed.is_main():
+        if unlabeled and distributed.is_main():
             atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
         row = {"stage": k, "tau": tau, "members": len(members), "student_val": val_score(summary),
                "teacher": teacher_name, "teacher_val": teacher_val}
-        if s.refinement and k < s.stages:
+        if unlabeled and s.refinement and k < s.stages:
             student_labels = label_pool(ctx, student, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
                                         mc=mc, tta=cfg.inference.tta, description="student MC")
             current, agreement = refine_round(ctx, current, student_labels, pseudo_dir / f"round_{k}")
