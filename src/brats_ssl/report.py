@@ -696,12 +696,13 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
     """Val Dice against labeled fraction, a line per method (± std band), panels WT, TC, ET, their mean."""
     panels = list(BRATS_REGIONS) + ["mean"]
     figure = Figure(figsize=(15, 4.3), dpi=DPI, layout="constrained")
-    axes = figure.subplots(1, len(panels), sharey=True)
+    axes = figure.subplots(1, len(panels))
     methods = list(dict.fromkeys(m for m, _ in groups))
     fractions = sorted({f for _, f in groups})
     n_labeled = {f: rows[0].get("n_labeled") for (_, f), rows in groups.items()}
     max_seeds = max(len(rows) for rows in groups.values())
     for ax, panel in zip(axes, panels):
+        drawn: list[float] = []
         for i, method in enumerate(methods):
             xs, means, stds = [], [], []
             for fraction in fractions:
@@ -716,6 +717,7 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
                     stds.append(std or 0.0)
             colour = METHOD_COLOURS.get(method, f"C{i}")
             ax.plot(xs, means, marker="o", color=colour, lw=2, label=method)
+            drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
             if max_seeds > 1 and xs:
                 ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), color=colour, alpha=0.18, lw=0)
         ax.set_xscale("log")
@@ -724,14 +726,22 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
         ax.minorticks_off()
         ax.set_title("mean of WT, TC, ET" if panel == "mean" else panel)
         ax.set_xlabel("labeled fraction of the training pool")
-        ax.set_ylim(0, 1)
+        _zoom_to(ax, drawn)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation Dice")
-    axes[0].legend(fontsize=9, loc="upper left")
+    figure.legend(*axes[0].get_legend_handles_labels(), fontsize=9, loc="outside right upper")
     spread = f"mean ± std over {max_seeds} seeds" if max_seeds > 1 else "one seed"
     figure.suptitle(f"Data efficiency: validation Dice against labeled fraction ({spread}"
-                    f"{f', {n_val} val cases' if n_val else ''})")
+                    f"{f', {n_val} val cases' if n_val else ''}; each panel's axis zoomed to its values)")
     return _save_figure(figure, out_png)
+
+
+def _zoom_to(ax, values: list[float]) -> None:
+    """Dice axis zoomed to the values drawn: differences between methods and stages are a few
+    hundredths and vanish on a 0-1 axis."""
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = max(0.02, 0.1 * (high - low))
+    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
 
 
 STAGED_METHODS = ("ours", "ours-control")  # methods whose runs have teacher → stage phases
@@ -761,10 +771,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
         if len(runs) > 1:
             ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), color=colour, alpha=0.18, lw=0)
     ax.set_xticks(range(n_phases), ["teacher"] + [f"stage {k}" for k in range(1, n_phases)])
-    # Zoomed to the data: stage-to-stage changes are a few hundredths and vanish on a 0-1 axis.
-    low, high = (min(drawn), max(drawn)) if drawn else (0.0, 1.0)
-    pad = max(0.02, 0.1 * (high - low))
-    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
+    _zoom_to(ax, drawn)
     ax.set_xlabel("training phase")
     ax.set_ylabel("validation Dice (mean of WT, TC, ET)")
     ax.set_title("Validation Dice after each phase, per method and labeled fraction")
