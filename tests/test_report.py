@@ -18,7 +18,7 @@ from brats_ssl import cli
 from brats_ssl.data.io import load_case
 from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.errors import BadInputError
-from brats_ssl.experiment import read_results, run_experiment
+from brats_ssl.experiment import REUSED_MARKER, read_results, run_experiment
 from brats_ssl.metrics import EVALUATED
 from brats_ssl.report import REPORT_HTML, REPORT_MD, pick_cases, predictive_entropy, write_report
 from brats_ssl.viz import CELL_PX, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
@@ -175,7 +175,10 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     line = next(l for l in md.splitlines() if l.startswith("| ours | 50% (3) | 2 |"))
     assert line.split(" | ")[3] == f"{mean:.3f} ± {std:.3f}"
     seconds = {r["run"]: float(r["seconds"]) for r in read_results(experiment)}  # shared runs once
-    total = round(sum(seconds.values()))
+    reused = [json.loads((Path(run) / "teacher" / "done.json").read_text())["seconds"] for run in seconds
+              if (Path(run) / "teacher" / REUSED_MARKER).is_file()]
+    assert len(reused) == 4  # ours and ours-control at 50 %, two seeds: the supervised teacher, counted once
+    total = round(sum(seconds.values()) - sum(reused))
     assert f"| total training time | {total // 60} min {total % 60:02d} s" in md
     for name in ("report_efficiency.png", "report_stages.png"):
         pixels = _png(experiment / name)

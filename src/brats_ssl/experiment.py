@@ -22,6 +22,7 @@ from brats_ssl.data.split import _site_interleaved, make_split, save_split
 from brats_ssl.errors import BadInputError
 
 REGION_KEYS = ("WT", "TC", "ET", "NCR", "ED")
+REUSED_MARKER = "reused_from.txt"  # in a phase folder copied from another run
 RESULT_COLUMNS = ["method", "fraction", "seed", "n_labeled", "n_unlabeled", "run", "seconds", "note"] + [
     f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")
 ] + ["teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
@@ -52,6 +53,7 @@ def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
         return False
     with atomic.atomic_folder(target) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
+        (tmp / REUSED_MARKER).write_text(f"{source.resolve()}\n")
     return True
 
 
@@ -125,6 +127,12 @@ def _run_seconds(run_dir: Path) -> float | None:
     for done in run_dir.glob("*/done.json"):
         total += float(json.loads(done.read_text()).get("seconds", 0.0))
     return total or None
+
+
+def reused_seconds(run_dir: Path) -> float:
+    """Training time of the run's phases copied from another run (already counted there)."""
+    return sum(float(json.loads((marker.parent / "done.json").read_text()).get("seconds", 0.0))
+               for marker in Path(run_dir).glob(f"*/{REUSED_MARKER}") if (marker.parent / "done.json").is_file())
 
 
 def write_results(out: Path, rows: list[dict]) -> Path:

@@ -41,7 +41,7 @@ from brats_ssl.data.preprocess import PreprocessParams, restore_map
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.engine.progress_plot import REGION_COLOURS
 from brats_ssl.errors import BadInputError
-from brats_ssl.experiment import read_results
+from brats_ssl.experiment import read_results, reused_seconds
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import EVALUATED, HD95_MAX
 from brats_ssl.paths import safe_name
@@ -813,7 +813,8 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
             break
         except (BadInputError, OSError, ValueError):
             continue
-    total = sum(unique_runs.values())
+    # A teacher reused by ours / ours-control is in those runs' times too: count it once.
+    total = sum(unique_runs.values()) - sum(reused_seconds(run_dir) for run_dir in unique_runs)
     header = Table(["setting", "value"], [
         ["dataset", str(info.get("data", "-"))], ["methods", ", ".join(dict.fromkeys(m for m, _ in groups))],
         ["labeled fractions", ", ".join(f"{f:g}" for f in sorted({f for _, f in groups}))],
@@ -821,7 +822,8 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
         ["validation cases", str(n_val) if n_val is not None else "-"],
         ["preset / steps", f"{info.get('preset', '-')} / {info.get('steps') or 'preset default'}"],
         ["runs finished", str(len(unique_runs))],
-        ["total training time", f"{_duration(total)} (sum over the runs; a run shared by two rows counted once)"],
+        ["total training time", f"{_duration(total)} (sum over the runs, each training phase counted once: a run "
+                                "shared by two rows or a teacher reused by another run is not counted twice)"],
     ])
     sections = [Section("Experiment", [header])]
 
