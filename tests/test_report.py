@@ -194,6 +194,8 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
         control, supervised = rows[("ours-control", 0.5, seed)], rows[("supervised", 0.5, seed)]
         assert control["teacher_WT_dice"] == supervised["WT_dice"]  # the teacher is reused, not retrained
         assert not (Path(control["run"]) / "pseudo").exists()
+        assert "## Stages (ours-control: ours' schedule on the labeled cases only)" in (
+            Path(control["run"]) / REPORT_MD).read_text()
         assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
     md = (experiment / REPORT_MD).read_text()
     assert any(l.startswith("| ours-control | 50% (3) | 2 |") for l in md.splitlines())

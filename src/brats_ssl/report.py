@@ -379,6 +379,7 @@ def stages_figure(run: RunFolder, out_png: Path) -> Path:
         ax.axvspan(i - 0.3, i + 0.3, color="#ffe8a3", alpha=0.6, zorder=0)
         ax.text(i, 1.02, "final model", ha="center", va="bottom", fontsize=9)
     labels = ["teacher\n(labeled only)"] + [f"stage {s['stage']}\nτ={s['tau']:.2f}, {s['members']} cases"
+                                            if s["members"] else f"stage {s['stage']}\n(labeled only)"
                                             for s in stages]
     ax.set_xticks(x, labels, fontsize=9)
     ax.set_xlim(-0.5, len(phases) - 0.5)
@@ -414,7 +415,7 @@ def _stages_section(run: RunFolder) -> Section | None:
     for s in stages:
         stats_path = run.path / f"stage_{s['stage']}" / "pseudo_stats.json"
         stats = json.loads(stats_path.read_text()) if stats_path.is_file() else None
-        rows.append([str(s["stage"]), f"{s['tau']:.2f}", str(s["members"]), _confident_share(stats),
+        rows.append([str(s["stage"]), f"{s['tau']:.2f}" if s["members"] else "-", str(s["members"]), _confident_share(stats),
                      s.get("teacher", "-"), _fmt(s.get("teacher_val"), 4), _fmt(s.get("student_val"), 4),
                      _fmt(s.get("mean_agreement"), 4), "yes" if s.get("promoted") else "no"])
     table = Table(["stage", "τ", "pseudo-labeled cases", "confident tumour voxels", "started from",
@@ -422,7 +423,9 @@ def _stages_section(run: RunFolder) -> Section | None:
                   caption="Val Dice: mean Dice of WT, TC and ET. Confident tumour voxels: share of the members' "
                           "pseudo-labeled tumour voxels with confidence ≥ τ (learned; the rest is unlearned). "
                           "Mean agreement: teacher–student Dice over the pool after the stage's refinement.")
-    return Section("Curriculum stages (ours)", [picture, table])
+    title = ("Stages (ours-control: ours' schedule on the labeled cases only)" if run.config.method == "ours-control"
+             else "Curriculum stages (ours)")
+    return Section(title, [picture, table])
 
 
 # --- unlabeled pool --------------------------------------------------------------------------------
