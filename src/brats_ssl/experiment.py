@@ -104,7 +104,8 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                 run_method = "supervised" if no_unlabeled else method
                 if console is not None:
                     console.rule(f"{method} · {fraction:g} labeled · seed {seed}")
-                if method in ("ours", "ours-control", "self-training") and not no_unlabeled and "supervised" in methods:
+                teacher_based = method in ("ours", "ours-control", "self-training")
+                if teacher_based and not no_unlabeled and "supervised" in methods:
                     reuse_teacher(supervised_dir, run_dir)
                 start = time.perf_counter()
                 summary = run_training(TrainRequest(

@@ -60,8 +60,8 @@ FIGURE_PREFIX = "report_"
 MAX_OVERLAY_CASES = 3
 DPI = 100
 BRATS_REGIONS = tuple(REGIONS)  # WT, TC, ET: the model-selection score is their mean Dice
-METHOD_COLOURS = {"supervised": "#6c757d", "ours": "#d62828", "ours-control": "#7b2cbf", "self-training": "#f77f00",
-                  "mean-teacher": "#457b9d", "ua-mt": "#2a9d8f"}
+METHOD_COLOURS = {"supervised": "#6c757d", "ours": "#d62828", "ours-control": "#7b2cbf",
+                  "self-training": "#f77f00", "mean-teacher": "#457b9d", "ua-mt": "#2a9d8f"}
 _VIEW_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # LPS voxel axis each view slices across
 _VIEW_HINT = {"axial": "anterior up, patient's right on the left", "coronal": "superior up",
               "sagittal": "superior up, anterior on the left"}
@@ -415,7 +415,8 @@ def _stages_section(run: RunFolder) -> Section | None:
     for s in stages:
         stats_path = run.path / f"stage_{s['stage']}" / "pseudo_stats.json"
         stats = json.loads(stats_path.read_text()) if stats_path.is_file() else None
-        rows.append([str(s["stage"]), f"{s['tau']:.2f}" if s["members"] else "-", str(s["members"]), _confident_share(stats),
+        tau = f"{s['tau']:.2f}" if s["members"] else "-"  # τ only acts on pseudo-labeled patches
+        rows.append([str(s["stage"]), tau, str(s["members"]), _confident_share(stats),
                      s.get("teacher", "-"), _fmt(s.get("teacher_val"), 4), _fmt(s.get("student_val"), 4),
                      _fmt(s.get("mean_agreement"), 4), "yes" if s.get("promoted") else "no"])
     table = Table(["stage", "τ", "pseudo-labeled cases", "confident tumour voxels", "started from",
