@@ -180,6 +180,8 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     assert len(reused) == 4  # ours and ours-control at 50 %, two seeds: the supervised teacher, counted once
     total = round(sum(seconds.values()) - sum(reused))
     assert f"| total training time | {total // 60} min {total % 60:02d} s" in md
+    threads = json.loads((experiment / "experiment.json").read_text())["torch_threads"]
+    assert threads == [torch.get_num_threads()] and f"| CPU threads (torch) | {threads[0]} |" in md
     for name in ("report_efficiency.png", "report_stages.png"):
         pixels = _png(experiment / name)
         assert pixels.shape[0] >= 350 and pixels.shape[1] >= 700 and pixels[..., :3].std() > 0.05

@@ -88,6 +88,7 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
     atomic.write_json(out / "experiment.json", {
         "data": str(Path(data).resolve()), "fractions": fractions, "methods": methods, "seeds": seeds,
         "val": val, "preset": preset, "steps": steps, "overrides": overrides,
+        "torch_threads": thread_counts(out),
     })
     rows = []
     for seed in seeds:
@@ -120,6 +121,18 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
 
     write_report(out, console=console)
     return out / "results.csv"
+
+
+def thread_counts(out: Path) -> list[int]:
+    """CPU threads of every invocation of the sweep so far, this one included: results are bitwise
+    reproducible at one thread count only (sums run in another order), so a comparison should
+    know when runs mixed them."""
+    import torch
+
+    previous = []
+    if (out / "experiment.json").is_file():
+        previous = json.loads((out / "experiment.json").read_text()).get("torch_threads", [])
+    return sorted(set(previous) | {torch.get_num_threads()})
 
 
 def _run_seconds(run_dir: Path) -> float | None:

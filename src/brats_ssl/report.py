@@ -825,6 +825,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
         ["seeds", ", ".join(sorted({r["seed"] for r in rows}, key=int))],
         ["validation cases", str(n_val) if n_val is not None else "-"],
         ["preset / steps", f"{info.get('preset', '-')} / {info.get('steps') or 'preset default'}"],
+        ["CPU threads (torch)", ", ".join(map(str, info.get("torch_threads", []))) or "-"],
         ["runs finished", str(len(unique_runs))],
         ["total training time", f"{_duration(total)} (sum over the runs, each training phase counted once: a run "
                                 "shared by two rows or a teacher reused by another run is not counted twice)"],
