@@ -33,8 +33,7 @@ def experiment(tmp_path_factory, _isolated_cache) -> Path:
     root = tmp_path_factory.mktemp("report")
     write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
     run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours", "ours-control"],
-                   seeds=[0, 1],
-                   val=0.25, preset="tiny", steps=4, overrides=[])
+                   seeds=[0, 1], val=0.25, preset="tiny", steps=4, overrides=[])
     return root / "exp"
 
 
@@ -194,7 +193,8 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
     rows = {(r["method"], float(r["fraction"]), r["seed"]): r for r in read_results(experiment)}
     for seed in ("0", "1"):
         control, supervised = rows[("ours-control", 0.5, seed)], rows[("supervised", 0.5, seed)]
-        assert control["teacher_WT_dice"] == supervised["WT_dice"]  # the teacher is reused, not retrained
+        assert (Path(control["run"]) / "teacher" / REUSED_MARKER).is_file()  # copied, not retrained
+        assert control["teacher_WT_dice"] == supervised["WT_dice"]
         assert not (Path(control["run"]) / "pseudo").exists()
         assert "## Stages (ours-control: ours' schedule on the labeled cases only)" in (
             Path(control["run"]) / REPORT_MD).read_text()

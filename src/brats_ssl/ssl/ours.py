@@ -80,8 +80,9 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
                         weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
                         rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
         pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED)]
-        members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum) if unlabeled else []
+        members: list[str] = []
         if unlabeled:
+            members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
             pools.append(pseudo_pool(ctx, current, members, s.pseudo_fraction))
         student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
                                           init_from=final_weights(ctx, teacher_name))
