@@ -278,6 +278,8 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
 
 
 METHODS = ("supervised", "ours", "ours-control", "self-training", "mean-teacher", "ua-mt")
+TEACHER_METHODS = ("ours", "ours-control", "self-training")  # start from the supervised teacher phase
+LABELED_ONLY_METHODS = ("supervised", "ours-control")  # train without unlabeled cases
 
 
 def validate(config: Config) -> None:

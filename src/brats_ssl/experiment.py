@@ -74,7 +74,7 @@ def _row(method, fraction, seed, split, run_dir, seconds, summary, note="") -> d
 
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
                    val: float, preset: str, steps: int | None, overrides: list[str], console=None) -> Path:
-    from brats_ssl.config import METHODS
+    from brats_ssl.config import METHODS, TEACHER_METHODS
     from brats_ssl.pipeline import TrainRequest, run_training
 
     unknown = [m for m in methods if m not in METHODS]
@@ -105,8 +105,7 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                 run_method = "supervised" if no_unlabeled else method
                 if console is not None:
                     console.rule(f"{method} · {fraction:g} labeled · seed {seed}")
-                teacher_based = method in ("ours", "ours-control", "self-training")
-                if teacher_based and not no_unlabeled and "supervised" in methods:
+                if method in TEACHER_METHODS and not no_unlabeled and "supervised" in methods:
                     reuse_teacher(supervised_dir, run_dir)
                 start = time.perf_counter()
                 summary = run_training(TrainRequest(
@@ -135,18 +134,21 @@ def thread_counts(out: Path) -> list[int]:
     return sorted(set(previous) | {torch.get_num_threads()})
 
 
+def _phase_seconds(run_dir: Path, *, reused_only: bool = False) -> float:
+    """Sum of the finished phases' training time (done.json, summed over resumed processes);
+    ``reused_only``: just the phases copied from another run."""
+    return sum(float(json.loads(done.read_text()).get("seconds", 0.0)) for done in Path(run_dir).glob("*/done.json")
+               if not reused_only or (done.parent / REUSED_MARKER).is_file())
+
+
 def _run_seconds(run_dir: Path) -> float | None:
-    """Training time of a run: the sum over its phases' done.json (survives resumption)."""
-    total = 0.0
-    for done in run_dir.glob("*/done.json"):
-        total += float(json.loads(done.read_text()).get("seconds", 0.0))
-    return total or None
+    """Training time of a run, its reused teacher included (what the run took on its own)."""
+    return _phase_seconds(run_dir) or None
 
 
 def reused_seconds(run_dir: Path) -> float:
     """Training time of the run's phases copied from another run (already counted there)."""
-    return sum(float(json.loads((marker.parent / "done.json").read_text()).get("seconds", 0.0))
-               for marker in Path(run_dir).glob(f"*/{REUSED_MARKER}") if (marker.parent / "done.json").is_file())
+    return _phase_seconds(run_dir, reused_only=True)
 
 
 def write_results(out: Path, rows: list[dict]) -> Path:

@@ -118,7 +118,7 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
     labeled = dataset.subset(split["labeled"])
     val = dataset.subset(split["val"])
     unlabeled = dataset.subset(split["unlabeled"], hide_labels=True)
-    if config.method not in ("supervised", "ours-control") and not unlabeled:
+    if config.method not in config_lib.LABELED_ONLY_METHODS and not unlabeled:
         raise BadInputError(f"--method {config.method} needs unlabeled cases, and the split has none")
     require_valid(labeled + val + unlabeled)
     distributed.require_divisible(config.train.batch_size)
