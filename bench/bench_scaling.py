@@ -50,8 +50,8 @@ def worker(data: Path, n: int, out: Path) -> None:
     label_seconds = time.perf_counter() - start
     label_rss = peak_rss_mb()
     items = [TrainItem(c.case_id, (p := cache.get(c)).image, {"label": p.seg}) for c in cases]
-    builder = BatchBuilder([Pool(items, 1.0, LABELED)], patch_size=tuple(config.train.patch_size),
-                           batch_size=config.train.batch_size, foreground_fraction=0.33, augment=True, seed=0,
+    builder = BatchBuilder([Pool(items, config.train.batch_size, LABELED)], patch_size=tuple(config.train.patch_size),
+                           foreground_fraction=0.33, augment=True, seed=0,
                            stream="scaling")
     steps = max(1, n // config.train.batch_size)
     trainer = Trainer(model=build_model(config), loss_fn=supervised_loss_fn("dice_ce"),

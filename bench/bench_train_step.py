@@ -82,8 +82,8 @@ def main() -> None:
     dataset = open_dataset(real_data())
     cache = PreprocessCache(PreprocessParams.from_config(config.data))
     items = [TrainItem(c.case_id, (p := cache.get(c)).image, {"label": p.seg}) for c in dataset.cases[:17]]
-    builder = BatchBuilder([Pool(items, 1.0, LABELED)], patch_size=tuple(config.train.patch_size),
-                           batch_size=config.train.batch_size, foreground_fraction=0.33, augment=True, seed=0,
+    builder = BatchBuilder([Pool(items, config.train.batch_size, LABELED)], patch_size=tuple(config.train.patch_size),
+                           foreground_fraction=0.33, augment=True, seed=0,
                            stream="bench")
     params = count_parameters(build_model(config))
     print(f"cpu preset: TransASPP-UNet {params:,} parameters, batch {config.train.batch_size} x "

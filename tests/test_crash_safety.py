@@ -127,7 +127,7 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
     item = TrainItem("c0", image.astype(np.float16), {"label": labels})
     config = preset("tiny").train
     config.log_every, config.augment = 2, False
-    builder = BatchBuilder([Pool([item], 1.0, LABELED)], patch_size=(32, 32, 32), batch_size=1,
+    builder = BatchBuilder([Pool([item], 1, LABELED)], patch_size=(32, 32, 32),
                            foreground_fraction=0.5, augment=False, seed=0, stream="t")
 
     def fit(out: Path, kill_at: int | None = None) -> None:

@@ -39,8 +39,8 @@ def _items(n: int) -> list[TrainItem]:
 
 
 def _builder(items, *, batch_size=4, rank=0, world=1) -> BatchBuilder:
-    pools = [Pool(items[:2], 0.5, LABELED), Pool(items[2:], 0.5, UNLABELED)]
-    return BatchBuilder(pools, patch_size=(32, 32, 32), batch_size=batch_size, foreground_fraction=0.5,
+    pools = [Pool(items[:2], batch_size // 2, LABELED), Pool(items[2:], batch_size - batch_size // 2, UNLABELED)]
+    return BatchBuilder(pools, patch_size=(32, 32, 32), foreground_fraction=0.5,
                         augment=True, seed=0, stream="dist", rank=rank, world=world)
 
 

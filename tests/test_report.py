@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
 import math
 import re
 import shutil
@@ -169,10 +170,12 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
         assert heading in md
     rows = [r for r in read_results(experiment) if r["method"] == "ours" and float(r["fraction"]) == 0.5]
     assert len(rows) == 2
-    a, b = (float(r["WT_dice"]) for r in rows)
-    mean, std = (a + b) / 2, abs(a - b) / math.sqrt(2)  # sample std of two values
-    line = next(l for l in md.splitlines() if l.startswith("| ours | 50% (3) | 2 |"))
-    assert line.split(" | ")[3] == f"{mean:.3f} ± {std:.3f}"
+    # the table's WT cell is the mean over val cases of each case's WT Dice averaged over both seeds
+    per_case = [json.loads((Path(r["run"]) / "summary.json").read_text())["per_case"] for r in rows]
+    cases = {e["case"] for e in per_case[0]}
+    wt = [statistics.fmean(e["WT"]["dice"] for run in per_case for e in run if e["case"] == case) for case in cases]
+    line = next(l for l in md.splitlines() if l.startswith("| ours | 50% (2) | 2 × 1 | 2 |"))
+    assert line.split(" | ")[4].startswith(f"{statistics.fmean(wt):.3f} [")
     seconds = {r["run"]: float(r["seconds"]) for r in read_results(experiment)}  # shared runs once
     reused = [json.loads((Path(run) / "teacher" / "done.json").read_text())["seconds"] for run in seconds
               if (Path(run) / "teacher" / REUSED_MARKER).is_file()]
@@ -194,13 +197,13 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
     for seed in ("0", "1"):
         control, supervised = rows[("ours-control", 0.5, seed)], rows[("supervised", 0.5, seed)]
         assert (Path(control["run"]) / "teacher" / REUSED_MARKER).is_file()  # copied, not retrained
-        assert control["teacher_WT_dice"] == supervised["WT_dice"]
+        assert control["teacher_WT_dice"] == supervised["teacher_WT_dice"]  # the same teacher, raw
         assert not (Path(control["run"]) / "pseudo").exists()
         assert "## Stages (ours-control: ours' schedule on the labeled cases only)" in (
             Path(control["run"]) / REPORT_MD).read_text()
         assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
     md = (experiment / REPORT_MD).read_text()
-    assert any(l.startswith("| ours-control | 50% (3) | 2 |") for l in md.splitlines())
+    assert any(l.startswith("| ours-control | 50% (2) | 2 × 1 |") for l in md.splitlines())
 
 
 def test_experiment_report_keeps_run_reports_that_are_up_to_date(experiment):

@@ -57,14 +57,22 @@ def _pseudo(labels, confs):
 def test_refinement_rules():
     teacher = _pseudo([1, 1, 2, 2, 0], [0.6, 0.95, 0.5, 0.6, 0.9])
     student = _pseudo([1, 2, 3, 3, 0], [0.8, 0.7, 0.9, 0.7, 0.3])
+    # class 2 ruled out by the teacher at voxels 0 and 1, by the student at voxels 1 and 2
+    teacher.absent = np.array([0b0100, 0b0100, 0, 0, 0], np.uint8)
+    student.absent = np.array([0, 0b0100, 0b0100, 0, 0], np.uint8)
     refined, dice = refine(teacher, student, tau_agree=0.85)
-    # agree -> label stands, max confidence; disagree -> more confident if >= tau_agree, else unlearn
+    # agree -> label stands, mean confidence; disagree -> more confident if >= tau_agree, else unlearn
     assert refined.label.tolist() == [1, 1, 3, 2, 0]
-    expected = quantise_confidence(np.array([0.8, 0.95, 0.9, 0.0, 0.9], np.float32))
-    assert refined.confidence.tolist() == expected.tolist()
+    q = quantise_confidence(np.array([0.6, 0.8, 0.95, 0.9, 0.3], np.float32)).astype(int)
+    expected = [(q[0] + q[1]) // 2, q[2], q[3], 1, (q[3] + q[4]) // 2]  # 1: the "nothing learned" level
+    assert refined.confidence.tolist() == expected
+    assert refine(teacher, student, tau_agree=0.85, agree="max")[0].confidence.tolist()[::4] == [q[1], q[3]]
+    # a class stays ruled out only where both models rule it out
+    assert refined.absent.tolist() == [0, 0b0100, 0, 0, 0]
     assert dice == pytest.approx(agreement_dice(teacher.label, student.label))
     assert agreement_dice(np.array([1, 1, 0]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
-    assert agreement_dice(np.zeros(3), np.zeros(3)) == 1.0
+    # neither model finds a tumour: no agreement to reward (it would rank an empty pseudo-label first)
+    assert agreement_dice(np.zeros(3), np.zeros(3)) == 0.0
 
 
 def test_absent_bits_mark_ruled_out_classes():

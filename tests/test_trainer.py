@@ -15,7 +15,7 @@ from brats_ssl.engine.phase import supervised_loss_fn
 from brats_ssl.engine.trainer import Trainer
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, predict_volume
-from brats_ssl.metrics import region_dice
+from brats_ssl.metrics import mean_region_dice, region_dice
 from conftest import synthetic_case
 
 
@@ -34,12 +34,12 @@ def _trainer(out_dir, steps, *, item, val=None, seed=0, lr=3e-3):
     config.train.augment = False
     torch.manual_seed(seed)
     model = build_model(config)
-    builder = BatchBuilder([Pool([item], 1.0, LABELED)], patch_size=(32, 32, 32), batch_size=2,
+    builder = BatchBuilder([Pool([item], 2, LABELED)], patch_size=(32, 32, 32),
                            foreground_fraction=0.5, augment=False, seed=seed, stream="t")
     return Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"),
                    batches=lambda a, b: batch_loader(builder, a, b, 0), out_dir=out_dir, steps=steps,
                    config=config.train, device=torch.device("cpu"), seed=seed, validator=val,
-                   fingerprint=model_fingerprint(config), checkpoint_every=3)
+                   score=mean_region_dice, fingerprint=model_fingerprint(config), checkpoint_every=3)
 
 
 def test_tiny_model_overfits_one_case(tmp_path):

@@ -78,15 +78,20 @@ def split(
     val: float = typer.Option(0.2, "--val", help="Fraction of labeled cases held out for validation."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     min_labeled: int = typer.Option(1, "--min-labeled", help="At least this many labeled cases."),
+    selection: int = typer.Option(0, "--selection", min=0, help=(
+        "Labeled cases held out of training for model selection (best checkpoint, promotion, final model, "
+        "post-processing). 0: those choices are made on the val cases, whose Dice is then optimistic.")),
 ) -> None:
-    """Seeded, disjoint labeled / unlabeled / val split, stratified by site where sites are known."""
+    """Seeded, disjoint labeled / unlabeled / val / selection split, stratified by site where sites are known."""
     from brats_ssl.data.split import make_split, save_split
     from brats_ssl.data.dataset import open_dataset
 
-    result = make_split(open_dataset(data), labeled=labeled, val=val, seed=seed, min_labeled=min_labeled)
+    result = make_split(open_dataset(data), labeled=labeled, val=val, seed=seed, min_labeled=min_labeled,
+                        selection=selection)
     save_split(result, out)
     console.print(
-        f"{out}: {len(result['labeled'])} labeled, {len(result['unlabeled'])} unlabeled, {len(result['val'])} val"
+        f"{out}: {len(result['labeled'])} labeled, {len(result['unlabeled'])} unlabeled, {len(result['val'])} val, "
+        f"{len(result['selection'])} selection"
     )
 
 
@@ -143,6 +148,8 @@ def predict(
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write 4-D class probabilities."),
     save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help="Also write normalised entropy and mutual information."),
     checkpoint: str = typer.Option("final", "--checkpoint", help="final (the run's final model) | teacher | best | last."),
+    no_postprocess: bool = typer.Option(False, "--no-postprocess", help=(
+        "Skip the run's post-processing rule (postprocessing.json; applied to the final model only).")),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
 ) -> None:
     """Segment scans; writes NIfTI in each input's geometry and label convention."""
@@ -150,7 +157,7 @@ def predict(
 
     written = predict_folder(run, data, out, mc=mc, tta=tta, save_probabilities=save_probabilities,
                              save_uncertainty=save_uncertainty, checkpoint=checkpoint, device=device,
-                             console=console)
+                             postprocess=not no_postprocess, console=console)
     console.print(f"wrote {len(written)} segmentations to {out}")
 
 
@@ -159,11 +166,12 @@ def pseudolabel(
     run: Path = typer.Argument(..., help="Run folder trained with --method ours."),
     data: Path = typer.Argument(..., help="The dataset folder the run was trained on."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+    no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Skip the run's post-processing rule."),
 ) -> None:
     """Export pseudo-labels, probabilistic masks and uncertainty maps as NIfTI for review in 3D Slicer."""
     from brats_ssl.ssl.export import export_pseudolabels
 
-    written = export_pseudolabels(run, data, out, console=console)
+    written = export_pseudolabels(run, data, out, postprocess=not no_postprocess, console=console)
     console.print(f"exported {len(written)} cases to {out}")
 
 
@@ -203,16 +211,25 @@ def experiment(
     fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
     methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help="Methods to compare."),
     seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
-    val: float = typer.Option(0.2, "--val", help="Validation fraction (one fixed val set for all runs)."),
+    folds: int = typer.Option(1, "--folds", min=1, help=(
+        "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "
+        "1: one fixed val set (--val).")),
+    val: float = typer.Option(0.2, "--val", help="Validation fraction with --folds 1 (one fixed val set for all runs)."),
+    selection: int = typer.Option(2, "--selection", min=0, help=(
+        "Labeled cases per fold held out of training: checkpoints, promotion, final model and post-processing "
+        "are chosen on them, never on the reported val cases. 0: chosen on the val cases (optimistic).")),
+    references: Optional[List[str]] = typer.Option(None, "--references", help=(
+        "Methods every other method is compared with, per case (default: supervised ours-control where run).")),
     preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting for every run (repeatable)."),
 ) -> None:
-    """Data-efficiency sweep: every fraction × method × seed on one val set → table and curve."""
+    """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
     from brats_ssl.experiment import run_experiment
 
-    run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val,
-                   preset=preset_name, steps=steps, overrides=list(overrides), console=console)
+    run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val, folds=folds,
+                   selection=selection, references=references, preset=preset_name, steps=steps,
+                   overrides=list(overrides), console=console)
 
 
 @app.command()
@@ -249,7 +266,8 @@ def expand_list_options(args: list[str]) -> list[str]:
     as people write them) on top of the repeated-flag form the CLI library understands."""
     from brats_ssl.config import METHODS
 
-    accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS}
+    accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS,
+               "--references": lambda t: t in METHODS}
     out: list[str] = []
     i = 0
     while i < len(args):

@@ -82,14 +82,25 @@ class SSLConfig:
     tau_neg: float = 0.05
     uncertainty_weighting: bool = True
     lambda_max: float = 1.0
-    rampup_fraction: float = 0.4  # of a stage's steps
-    pseudo_fraction: float = 0.5  # share of each batch drawn from pseudo-labeled cases
+    rampup_fraction: float = 0.4  # of a stage's steps (of all steps for mean-teacher / ua-mt)
+    # Pseudo-labeled (or unlabeled) patches per labeled patch, added on top of the full labeled batch
+    # (FixMatch's μ): ours and ours-control train on the same labeled patches at every step.
+    unlabeled_ratio: float = 1.0
+    # Legacy (runs made before unlabeled_ratio): the share of one batch_size batch given to
+    # pseudo-labeled patches, taken out of the labeled ones. None for every new run.
+    pseudo_fraction: float | None = None
+    # continuous: the student goes on from stage to stage on one LR schedule; restart: every stage
+    # starts from the current teacher with a fresh optimizer and schedule (runs made before).
+    student_schedule: str = "continuous"
     refinement: bool = True
     tau_agree: float = 0.80
+    agree_confidence: str = "mean"  # refinement, where teacher and student agree: mean | max of their confidences
     confidence_margin_mm: float = 8.0
     empty_penalty: float = 0.5
     ema_decay: float = 0.99  # mean-teacher / ua-mt
     consistency_weight: float = 0.1  # mean-teacher / ua-mt
+    consistency_noise: float = 0.1  # mean-teacher / ua-mt: std of the noise on the EMA teacher's input (clipped at ±2 std)
+    uamt_shared_encoder: bool = True  # ua-mt: the T teacher passes share one noisy input and one encoder run
 
 
 @dataclass
@@ -224,7 +235,16 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     return base
 
 
-def load(path: str | Path, base: Config | None = None) -> Config:
+# Settings added after run folders already existed, with the value that reproduces those runs:
+# a run's saved config.yaml that does not name one gets this value, not today's default.
+LEGACY_VALUES: dict[tuple[str, str], Any] = {("ssl", "student_schedule"): "restart",
+                                              ("ssl", "uamt_shared_encoder"): False,
+                                              ("ssl", "agree_confidence"): "max"}
+
+
+def load(path: str | Path, base: Config | None = None, *, saved_run: bool = False) -> Config:
+    """A config file on top of ``base`` (or its preset). ``saved_run``: the file is a run folder's
+    own config.yaml, so settings it predates take their :data:`LEGACY_VALUES`."""
     path = Path(path)
     problem = file_problem(path)
     if problem is not None:
@@ -246,6 +266,10 @@ def load(path: str | Path, base: Config | None = None) -> Config:
     if not isinstance(values, dict):
         raise BadInputError(f"file {path}: expected a mapping of settings (section: {{field: value}}), "
                             f"got {type(values).__name__}")
+    if saved_run:
+        for (section, key), value in LEGACY_VALUES.items():
+            if isinstance(values.get(section), dict) and key not in values[section]:
+                values[section][key] = value
     try:
         return from_dict(values, base)
     except BadInputError as error:
@@ -311,7 +335,11 @@ def validate(config: Config) -> None:
         (config.ssl.stage_steps >= 1, "ssl.stage_steps: at least 1"),
         (config.ssl.unlearn in ("argmax", "absent", "none"), "ssl.unlearn: argmax, absent or none"),
         (0 < config.ssl.tau_end <= 1 and 0 < config.ssl.tau_start <= 1, "ssl.tau_start/tau_end: in (0, 1]"),
-        (0 <= config.ssl.pseudo_fraction < 1, "ssl.pseudo_fraction: in [0, 1)"),
+        (config.ssl.unlabeled_ratio >= 0, "ssl.unlabeled_ratio: at least 0"),
+        (config.ssl.student_schedule in ("continuous", "restart"), "ssl.student_schedule: continuous or restart"),
+        (config.ssl.agree_confidence in ("mean", "max"), "ssl.agree_confidence: mean or max"),
+        (config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
+         "ssl.pseudo_fraction: in [0, 1), or null"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,47 +1,47 @@
-"""``brats-ssl experiment``: the data-efficiency sweep (labeled fraction × method × seed) on one
-fixed validation set, then ``results.csv``, a mean ± std table and the curves.
+"""``brats-ssl experiment``: the data-efficiency sweep (labeled fraction × method × seed, and with
+``--folds K`` every fold of a K-fold cross-validation), then ``results.csv`` (a row per run),
+``per_case.csv`` (a row per run and val case), ``comparisons.csv`` (paired differences with
+bootstrap intervals and Wilcoxon p-values) and the report.
 
-Splits are nested per seed (the 10 % labeled cases are among the 25 % ones, ...), so a curve
-shows what more labels buy, not a different draw. Finished runs are skipped, so re-running the
-command resumes the sweep. At a fraction that leaves no unlabeled case, every semi-supervised
-method is the supervised run (recorded as such, with a note).
+With ``--folds 1`` (default) every run validates on one fixed val set; with K folds every case
+is validated exactly once per (method, fraction, seed). Within a fold, ``--selection`` labeled
+cases are held out of every loss: checkpoints, promotion, the final model and post-processing
+are chosen on them, never on the val cases that are reported. Labeled sets are nested across
+fractions (the 10 % labeled cases are among the 25 % ones), so a curve shows what more labels
+buy, not a different draw. Finished runs are skipped, so re-running the command resumes the
+sweep. At a fraction that leaves no unlabeled case, every semi-supervised method is the
+supervised run (recorded as such, with a note).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import random
 import shutil
 import time
 from pathlib import Path
 
 from brats_ssl import atomic
 from brats_ssl.data.dataset import open_dataset
-from brats_ssl.data.split import _site_interleaved, make_split, save_split
+from brats_ssl.data.folds import fold_splits
+from brats_ssl.data.split import load_split, save_split
 from brats_ssl.errors import BadInputError
+from brats_ssl.experiment_tables import DEFAULT_REFERENCES, write_tables
 
 REGION_KEYS = ("WT", "TC", "ET", "NCR", "ED")
 REUSED_MARKER = "reused_from.txt"  # in a phase folder copied from another run
-RESULT_COLUMNS = ["method", "fraction", "seed", "n_labeled", "n_unlabeled", "run", "seconds", "note"] + [
-    f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")
-] + ["teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
+RESULT_COLUMNS = ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds",
+                  "note"] + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")] + [
+    "teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
 
 
-def nested_splits(dataset, *, fractions: list[float], val: float, seed: int) -> dict[float, dict]:
-    """One fixed val set (seed 0); labeled sets nested across fractions for this seed."""
-    base = make_split(dataset, labeled=1.0, val=val, seed=0)
-    rest = [c for c in dataset.cases if c.case_id not in set(base["val"])]
-    order = _site_interleaved([c for c in rest if c.labeled], random.Random(seed))
-    splits = {}
-    for fraction in fractions:
-        n = min(len(order), max(1, round(fraction * len(rest))))
-        labeled = sorted(c.case_id for c in order[:n])
-        splits[fraction] = {
-            **base, "seed": seed, "labeled_fraction": fraction, "labeled": labeled,
-            "unlabeled": sorted(c.case_id for c in rest if c.case_id not in set(labeled)),
-        }
-    return splits
+def run_name(method: str, fraction: float, seed: int, fold: int, folds: int) -> str:
+    """Run folder name; single-fold sweeps keep the names of sweeps made before folds existed."""
+    return f"{method}_f{fraction:g}_s{seed}" if folds == 1 else f"{method}_fold{fold}_f{fraction:g}_s{seed}"
+
+
+def split_name(fraction: float, seed: int, fold: int, folds: int) -> str:
+    return f"f{fraction:g}_s{seed}.json" if folds == 1 else f"fold{fold}_f{fraction:g}_s{seed}.json"
 
 
 def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
@@ -57,9 +57,10 @@ def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
     return True
 
 
-def _row(method, fraction, seed, split, run_dir, seconds, summary, note="") -> dict:
-    row = {"method": method, "fraction": fraction, "seed": seed, "n_labeled": len(split["labeled"]),
-           "n_unlabeled": len(split["unlabeled"]), "run": str(run_dir), "seconds": round(seconds, 1), "note": note}
+def _row(method, fraction, seed, fold, split, run_dir, seconds, summary, note="") -> dict:
+    row = {"method": method, "fraction": fraction, "seed": seed, "fold": fold, "n_labeled": len(split["labeled"]),
+           "n_unlabeled": len(split["unlabeled"]), "n_selection": len(split.get("selection", [])),
+           "run": str(run_dir), "seconds": round(seconds, 1), "note": note}
     mean = summary.get("mean", {})
     for region in REGION_KEYS:
         for metric in ("dice", "hd95"):
@@ -72,50 +73,67 @@ def _row(method, fraction, seed, split, run_dir, seconds, summary, note="") -> d
     return row
 
 
+def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int, made: dict) -> tuple[Path, dict]:
+    """The split file of a run: the saved one when the sweep made it before (a resumed sweep keeps
+    its splits), else the one made now."""
+    path = out / "splits" / split_name(fraction, seed, fold, folds)
+    if path.exists():
+        return path, load_split(path, dataset)
+    save_split(made[fraction], path)
+    return path, made[fraction]
+
+
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
-                   val: float, preset: str, steps: int | None, overrides: list[str], console=None) -> Path:
+                   val: float, preset: str, steps: int | None, overrides: list[str], folds: int = 1,
+                   selection: int = 2, references: list[str] | None = None, console=None) -> Path:
     from brats_ssl.config import METHODS, TEACHER_METHODS
     from brats_ssl.pipeline import TrainRequest, run_training
 
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods + list(references or []) if m not in METHODS]
     if unknown:
-        raise BadInputError(f"--methods {', '.join(unknown)}: valid methods are {', '.join(METHODS)}")
+        raise BadInputError(f"--methods/--references {', '.join(unknown)}: valid methods are {', '.join(METHODS)}")
     if any(not 0 < f <= 1 for f in fractions):
         raise BadInputError(f"--fractions {fractions}: each must be in (0, 1]")
+    if selection < 0:
+        raise BadInputError(f"--selection {selection}: must be at least 0")
+    references = list(references) if references is not None else [r for r in DEFAULT_REFERENCES if r in methods]
     dataset = open_dataset(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "experiment.json", {
         "data": str(Path(data).resolve()), "fractions": fractions, "methods": methods, "seeds": seeds,
+        "folds": folds, "selection": selection, "references": references,
         "val": val, "preset": preset, "steps": steps, "overrides": overrides,
         "torch_threads": thread_counts(out),
     })
     rows = []
     for seed in seeds:
-        splits = nested_splits(dataset, fractions=sorted(fractions), val=val, seed=seed)
-        for fraction in sorted(fractions):
-            split = splits[fraction]
-            split_path = out / "splits" / f"f{fraction:g}_s{seed}.json"
-            if not split_path.exists():
-                save_split(split, split_path)
-            supervised_dir = out / "runs" / f"supervised_f{fraction:g}_s{seed}"
-            for method in sorted(methods, key=lambda m: m != "supervised"):
-                no_unlabeled = method != "supervised" and not split["unlabeled"]
-                run_dir = supervised_dir if no_unlabeled else out / "runs" / f"{method}_f{fraction:g}_s{seed}"
-                run_method = "supervised" if no_unlabeled else method
-                if console is not None:
-                    console.rule(f"{method} · {fraction:g} labeled · seed {seed}")
-                if method in TEACHER_METHODS and not no_unlabeled and "supervised" in methods:
-                    reuse_teacher(supervised_dir, run_dir)
-                start = time.perf_counter()
-                summary = run_training(TrainRequest(
-                    data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,
-                    steps=steps, seed=seed, overrides=list(overrides),
-                ), console=console)
-                seconds = _run_seconds(run_dir) or (time.perf_counter() - start)
-                note = "no unlabeled cases: same as supervised" if no_unlabeled else ""
-                rows.append(_row(method, fraction, seed, split, run_dir, seconds, summary or {}, note))
-                write_results(out, rows)
+        for fold in range(folds):
+            made = fold_splits(dataset, fold=fold, folds=folds, fractions=sorted(fractions), seed=seed, val=val,
+                               selection=selection)
+            for fraction in sorted(fractions):
+                split_path, split = _split(out, dataset, fraction, seed, fold, folds, made)
+                supervised_dir = out / "runs" / run_name("supervised", fraction, seed, fold, folds)
+                for method in sorted(methods, key=lambda m: m != "supervised"):
+                    no_unlabeled = method != "supervised" and not split["unlabeled"]
+                    run_dir = (supervised_dir if no_unlabeled
+                               else out / "runs" / run_name(method, fraction, seed, fold, folds))
+                    run_method = "supervised" if no_unlabeled else method
+                    if console is not None:
+                        where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
+                        console.rule(f"{method} · {fraction:g} labeled · seed {seed}{where}")
+                    if method in TEACHER_METHODS and not no_unlabeled and "supervised" in methods:
+                        reuse_teacher(supervised_dir, run_dir)
+                    start = time.perf_counter()
+                    summary = run_training(TrainRequest(
+                        data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,
+                        steps=steps, seed=seed, overrides=list(overrides),
+                    ), console=console)
+                    seconds = _run_seconds(run_dir) or (time.perf_counter() - start)
+                    note = "no unlabeled cases: same as supervised" if no_unlabeled else ""
+                    rows.append(_row(method, fraction, seed, fold, split, run_dir, seconds, summary or {}, note))
+                    write_results(out, rows)
+                    write_tables(out, rows, references)
     from brats_ssl.report import write_report
 
     write_report(out, console=console)

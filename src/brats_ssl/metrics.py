@@ -103,6 +103,19 @@ def _region_masks(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarra
             np.stack([np.isin(gt_crop, labels) for labels in EVALUATED.values()]))
 
 
+def mean_region_dice(dice: Mapping[str, float]) -> float:
+    """The model-selection score: mean Dice of the BraTS regions WT, TC, ET."""
+    return float(sum(dice[region] for region in REGIONS) / len(REGIONS))
+
+
+def summary_score(summary: Mapping[str, Any] | None) -> float:
+    """:func:`mean_region_dice` of a summary's means; -inf for an empty summary (no cases)."""
+    mean = (summary or {}).get("mean") or {}
+    if any((mean.get(region) or {}).get("dice") is None for region in REGIONS):
+        return float("-inf")
+    return mean_region_dice({region: mean[region]["dice"] for region in REGIONS})
+
+
 def _dice(pred_masks: torch.Tensor, gt_masks: torch.Tensor) -> torch.Tensor:
     # float64 ground truth keeps voxel counts exact; ignore_empty=False gives BraTS' empty rules.
     return compute_dice(pred_masks, gt_masks.double(), include_background=True, ignore_empty=False)[0]

@@ -84,7 +84,7 @@ def resolve_config(request: TrainRequest) -> config_lib.Config:
     saved_path = request.run_dir / "config.yaml"
     if not saved_path.exists():
         return requested_config(request)
-    saved = config_lib.load(saved_path)
+    saved = config_lib.load(saved_path, saved_run=True)
     asked = requested_config(request, base=config_lib.preset(saved.preset))
     asked.data.cache_dir = saved.data.cache_dir
     differences = _differences(saved, asked)
@@ -117,10 +117,11 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
     split = resolve_split(request, dataset, config)
     labeled = dataset.subset(split["labeled"])
     val = dataset.subset(split["val"])
+    selection = dataset.subset(split.get("selection", []))
     unlabeled = dataset.subset(split["unlabeled"], hide_labels=True)
     if config.method not in config_lib.LABELED_ONLY_METHODS and not unlabeled:
         raise BadInputError(f"--method {config.method} needs unlabeled cases, and the split has none")
-    require_valid(labeled + val + unlabeled)
+    require_valid(labeled + val + selection + unlabeled)
     distributed.require_divisible(config.train.batch_size)
     device = distributed.local_device(resolve_device(request.device), distributed.DistEnv.from_environ())
     # Input is good: from here on the run folder is written, by rank 0 once every rank has read it.
@@ -137,7 +138,7 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
         distributed.require_visible(request.run_dir / "split.json")
     return RunContext(
         run_dir=request.run_dir, config=config, dataset=dataset, split=split, labeled=labeled,
-        unlabeled=unlabeled, val=val, device=device, console=console,
+        unlabeled=unlabeled, val=val, selection=selection, device=device, console=console,
         progress=progress, audit_labels=request.audit_labels,
     )
 
@@ -146,7 +147,7 @@ def warm_cache(ctx: RunContext) -> None:
     """Preprocess every case; the ranks of a node share the work (the cache may be node-local)."""
     from brats_ssl.progress import track
 
-    cases = distributed.shard(ctx.labeled + ctx.val + ctx.unlabeled, per_node=True)
+    cases = distributed.shard(ctx.labeled + ctx.val + ctx.selection + ctx.unlabeled, per_node=True)
     for case in track(ctx.progress, cases, description="preprocess", total=len(cases)):
         ctx.preprocessed(case)
     distributed.barrier()
@@ -171,7 +172,7 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
             processes = f", {distributed.world_size()} processes" if distributed.active() else ""
             ctx.log(
                 f"{ctx.config.method}: {len(ctx.labeled)} labeled, {len(ctx.unlabeled)} unlabeled, {len(ctx.val)} "
-                f"val cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
+                f"val, {len(ctx.selection)} selection cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
                 f"{processes}"
             )
             warm_cache(ctx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -24,12 +25,13 @@ from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_case, write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, preprocess, restore_map, restore_probabilities
 from brats_ssl.engine import distributed
-from brats_ssl.engine.checkpoint import load_model_weights
+from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
 from brats_ssl.engine.context import build_model, model_fingerprint
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.paths import inside, safe_name
+from brats_ssl.postprocess import IDENTITY, Rule, apply_rule, load_rule
 from brats_ssl.progress import make_progress, track
 
 CHECKPOINTS = ("final", "teacher", "best", "last")
@@ -48,16 +50,16 @@ def checkpoint_path(run: Path, which: str) -> Path:
     if which not in CHECKPOINTS:
         raise BadInputError(f"--checkpoint {which!r}: expected one of {', '.join(CHECKPOINTS)}")
     if which == "teacher":
-        return run / "teacher" / "checkpoint_last.pt"
+        return run / "teacher" / LAST_CHECKPOINT
     phase = final_phase(run)
-    return run / phase / ("checkpoint_best.pt" if which == "best" else "checkpoint_last.pt")
+    return run / phase / (BEST_CHECKPOINT if which == "best" else LAST_CHECKPOINT)
 
 
 def load_run_model(run: Path, which: str, device: torch.device) -> tuple[config_lib.Config, nn.Module]:
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise BadInputError(f"folder {run}: not a brats-ssl run folder (no config.yaml)")
-    config = config_lib.load(run / "config.yaml")
+    config = config_lib.load(run / "config.yaml", saved_run=True)
     model = build_model(config)
     load_model_weights(model, checkpoint_path(run, which), fingerprint=model_fingerprint(config))
     return config, model.to(device).eval()
@@ -95,13 +97,14 @@ def missing_cases(out: Path, cases: list[CaseRef], settings: dict,
 
 
 def predict_case(model: nn.Module, config: config_lib.Config, case: CaseRef, out: Path, *, options: InferenceOptions,
-                 device: torch.device, save_probabilities: bool, save_uncertainty: bool) -> Path:
+                 device: torch.device, save_probabilities: bool, save_uncertainty: bool, rule: Rule = IDENTITY) -> Path:
     loaded = load_case(case, with_seg=False)
     pre = preprocess(loaded, PreprocessParams.from_config(config.data))
     prediction = predict_volume(model, pre.image, options, device)
     probabilities = restore_probabilities(prediction.probabilities.numpy(), pre.meta)
     name = safe_name(case.case_id)
-    target = write_label_map(case, probabilities.argmax(0).astype(np.uint8), inside(out, f"{name}.nii.gz"))
+    labels = apply_rule(probabilities.argmax(0).astype(np.uint8), rule, float(np.prod(pre.meta.spacing)) / 1000)
+    target = write_label_map(case, labels, inside(out, f"{name}.nii.gz"))
     if save_probabilities:
         write_float_map(case, np.moveaxis(probabilities, 0, -1), inside(out, f"{name}_probabilities.nii.gz"))
     if save_uncertainty:
@@ -113,7 +116,9 @@ def predict_case(model: nn.Module, config: config_lib.Config, case: CaseRef, out
 
 def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool = False,
                    save_probabilities: bool = False, save_uncertainty: bool = False, checkpoint: str = "final",
-                   device: str = "auto", console=None) -> list[Path]:
+                   device: str = "auto", postprocess: bool = True, console=None) -> list[Path]:
+    """``postprocess``: apply the run's post-processing rule (chosen for its final model, so only
+    with ``checkpoint="final"``)."""
     from brats_ssl.data.validate import require_valid
 
     run, out = Path(run), Path(out)
@@ -124,8 +129,10 @@ def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool =
         require_valid(cases)
         options = InferenceOptions.from_config(config, mc_samples=mc, tta=tta)
         weights = checkpoint_path(run, checkpoint).resolve()
+        rule = load_rule(run) if postprocess and checkpoint == "final" else IDENTITY
         settings = {"run": str(run.resolve()), "checkpoint": str(weights), "checkpoint_bytes": weights.stat().st_size,
-                    "checkpoint_mtime_ns": weights.stat().st_mtime_ns, "mc": mc, "tta": tta}
+                    "checkpoint_mtime_ns": weights.stat().st_mtime_ns, "mc": mc, "tta": tta,
+                    "postprocessing": asdict(rule)}
 
         def outputs(case: CaseRef) -> list[Path]:
             return case_outputs(out, case.case_id, save_probabilities=save_probabilities,
@@ -141,6 +148,6 @@ def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool =
             for case in track(progress, todo, description="predict", total=len(todo), info=f"T={mc}"):
                 torch.manual_seed(case_seed(config.seed, case.case_id))
                 predict_case(model, config, case, out, options=options, device=torch_device,
-                             save_probabilities=save_probabilities, save_uncertainty=save_uncertainty)
+                             save_probabilities=save_probabilities, save_uncertainty=save_uncertainty, rule=rule)
         distributed.barrier()  # every rank's cases are written when the command returns
     return [outputs(c)[0] for c in cases]

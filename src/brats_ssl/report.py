@@ -42,6 +42,7 @@ from brats_ssl.engine.device import resolve_device
 from brats_ssl.engine.progress_plot import REGION_COLOURS
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment import read_results, reused_seconds
+from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import EVALUATED, HD95_MAX
 from brats_ssl.paths import safe_name
@@ -281,9 +282,13 @@ def _header_section(run: RunFolder) -> Section:
         ["method", config.method], ["preset", config.preset],
         ["model", f"{model.name}, {model.spatial_dims}-D, features {list(model.features)}, dropout {model.dropout}"],
         ["training steps", steps], ["seed", str(config.seed)],
-        ["labeled / unlabeled / val cases",
-         " / ".join(str(len(split.get(k, []))) for k in ("labeled", "unlabeled", "val"))],
+        ["labeled / unlabeled / val / selection cases",
+         " / ".join(str(len(split.get(k, []))) for k in ("labeled", "unlabeled", "val", "selection"))],
+        ["choices made on (best checkpoint, promotion, final model, post-processing)",
+         "the selection cases" if split.get("selection") else
+         "the val cases (no selection set: their Dice is optimistic)"],
         ["final model (phase)", _final_phase(run) or "- (training unfinished: no summary.json)"],
+        ["post-processing", (run.summary or {}).get("postprocessing", "none")],
         ["training phases", ", ".join(run.phases) or "-"],
         ["dataset", str(split.get("dataset", "-"))], ["run folder", str(run.path.resolve())],
     ]
@@ -302,6 +307,9 @@ def _result_models(run: RunFolder) -> dict[str, dict]:
         if _has_metrics(teacher):
             models["teacher"] = teacher
         models[f"final ({final})"] = summary
+    raw = summary.get("raw")
+    if _has_metrics(raw) and raw.get("mean") != summary.get("mean"):
+        models["final before post-processing"] = raw
     student = summary.get("student")
     last = run.phases[-1] if run.phases else "student"
     if _has_metrics(student) and student.get("mean") != summary.get("mean") and last != final:
@@ -832,18 +840,14 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     ])
     sections = [Section("Experiment", [header])]
 
-    table_rows = []
-    for (method, fraction), members in groups.items():
-        table_rows.append([method, f"{fraction:.0%} ({members[0].get('n_labeled', '-')})", str(len(members))]
-                          + [format_mean_std([r.get(f"{k}_dice") for r in members], 3) for k in EVALUATED]
-                          + [format_mean_std([r.get(f"{k}_hd95") for r in members], 1) for k in BRATS_REGIONS]
-                          + [format_mean_std([_row_mean_dice(r) for r in members], 3),
-                             "; ".join(dict.fromkeys(r["note"] for r in members if r.get("note")))])
-    sections.append(Section("Results", [Table(
-        ["method", "labeled (cases)", "seeds"] + [f"Dice {_region_label(k)}" for k in EVALUATED]
-        + [f"HD95 {k} (mm)" for k in BRATS_REGIONS] + ["mean Dice WT/TC/ET", "note"], table_rows,
-        caption="Final model of each run on the fixed validation set: mean ± sample standard deviation over "
-                "seeds (a single value where one seed).")]))
+    case_rows = collect_case_rows(rows, locate=lambda r: run_dirs[r["run"]])
+    sections.append(_results_with_intervals(groups, case_rows))
+    comparisons = comparison_rows(case_rows, info.get("references", DEFAULT_REFERENCES))
+    if comparisons:
+        sections.append(_comparisons_section(comparisons))
+    postprocessing = _postprocessing_section(groups, case_rows, run_dirs)
+    if postprocessing is not None:
+        sections.append(postprocessing)
 
     figures: list = [Picture(efficiency_figure(groups, folder / f"{FIGURE_PREFIX}efficiency.png", n_val=n_val),
                              "Validation Dice against the labeled fraction, one line per method, one panel per "
@@ -878,6 +882,90 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
          "report"], run_rows)]))
     document = Document(f"brats-ssl experiment report: {folder.resolve().name}", sections)
     return write_document(document, folder)
+
+
+def _interval(values: tuple[float, float, float, int] | None, digits: int = 3, signed: bool = False) -> str:
+    if values is None or values[0] is None or math.isnan(values[0]):
+        return "-"
+    sign = "+" if signed else ""
+    mean, low, high = values[:3]
+    return f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def _results_with_intervals(groups: dict[tuple[str, float], list[dict]], case_rows: list[dict]) -> Section:
+    """Mean over the val cases (each case averaged over its seeds) with the 95 % bootstrap interval."""
+    dice = {k: method_means(case_rows, k) for k in tuple(EVALUATED) + ("mean",)}
+    hd95 = {k: method_means(case_rows, k, prefix="hd95_") for k in BRATS_REGIONS}
+    table_rows = []
+    for (method, fraction), members in groups.items():
+        key = (method, fraction)
+        cases = dice["mean"].get(key, (None, None, None, 0))[3]
+        folds = sorted({r.get("fold", "0") for r in members})
+        table_rows.append([method, f"{fraction:.0%} ({members[0].get('n_labeled', '-')})",
+                           f"{len({r['seed'] for r in members})} × {len(folds)}", str(cases)]
+                          + [_interval(dice[k].get(key)) for k in EVALUATED]
+                          + [_interval(hd95[k].get(key), 1) for k in BRATS_REGIONS]
+                          + [_interval(dice["mean"].get(key)),
+                             "; ".join(dict.fromkeys(r["note"] for r in members if r.get("note")))])
+    return Section("Results", [Table(
+        ["method", "labeled (cases)", "seeds × folds", "val cases"] + [f"Dice {_region_label(k)}" for k in EVALUATED]
+        + [f"HD95 {k} (mm)" for k in BRATS_REGIONS] + ["mean Dice WT/TC/ET", "note"], table_rows,
+        caption="Final model of each run (after its post-processing) on the val cases: mean over cases, each case "
+                "averaged over the seeds that validated it, with the 95 % bootstrap interval of the mean "
+                "[low, high] (10,000 resamples of the cases). With cross-validation every case is validated once "
+                "per seed.")])
+
+
+def _comparisons_section(comparisons: list[dict]) -> Section:
+    by_pair: dict[tuple[str, str, float], dict[str, dict]] = {}
+    for row in comparisons:
+        by_pair.setdefault((row["method"], row["reference"], float(row["fraction"])), {})[row["metric"]] = row
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        text = _interval((float(row["mean_diff"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"])),
+                         signed=True)
+        resolved = float(row["ci_low"]) > 0 or float(row["ci_high"]) < 0
+        return f"{text}{' **resolved**' if resolved else ''} (p {float(row['p_value']):.3f})"
+
+    metrics = ("mean",) + tuple(EVALUATED)
+    table_rows = [[method, reference, f"{fraction:.0%}", str(next(iter(cells.values()))["n"])]
+                  + [cell(cells.get(m)) for m in metrics]
+                  for (method, reference, fraction), cells in by_pair.items()]
+    return Section("Paired comparisons", [Table(
+        ["method", "reference", "labeled", "cases"] + ["mean WT/TC/ET" if m == "mean" else m for m in metrics],
+        table_rows,
+        caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per case): mean "
+                "[95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the interval "
+                "excludes 0. comparisons.csv holds the same numbers.")])
+
+
+def _postprocessing_section(groups: dict[tuple[str, float], list[dict]], case_rows: list[dict],
+                            run_dirs: dict[str, Path]) -> Section | None:
+    before = {k: method_means(case_rows, k, prefix="raw_") for k in BRATS_REGIONS}
+    after = {k: method_means(case_rows, k) for k in BRATS_REGIONS}
+    hd_before, hd_after = method_means(case_rows, "WT", prefix="raw_hd95_"), method_means(case_rows, "WT", prefix="hd95_")
+    table_rows = []
+    for (method, fraction), members in groups.items():
+        rules = [json.loads(p.read_text()).get("describe", "?") for r in members
+                 if (p := run_dirs[r["run"]] / "postprocessing.json").is_file()]
+        if not rules:
+            continue
+        key = (method, fraction)
+        counts = ", ".join(f"{rule} ×{rules.count(rule)}" for rule in dict.fromkeys(rules))
+        table_rows.append([method, f"{fraction:.0%}", counts]
+                          + [f"{_fmt((before[k].get(key) or [None])[0], 3)} → {_fmt((after[k].get(key) or [None])[0], 3)}"
+                             for k in BRATS_REGIONS]
+                          + [f"{_fmt((hd_before.get(key) or [None])[0], 1)} → {_fmt((hd_after.get(key) or [None])[0], 1)}"])
+    if not table_rows:
+        return None
+    return Section("Post-processing", [Table(
+        ["method", "labeled", "rule chosen on the selection cases (runs)"] + [f"Dice {k} before → after"
+                                                                             for k in BRATS_REGIONS]
+        + ["HD95 WT (mm) before → after"], table_rows,
+        caption="Each run chooses its rule on its own selection cases (postprocessing.json); val Dice before and "
+                "after it, mean over cases.")])
 
 
 def _run_report(run_dir: Path, console) -> Path | None:

@@ -20,7 +20,7 @@ class RunFolder:
 
     @cached_property
     def config(self) -> config_lib.Config:
-        return config_lib.load(self.path / "config.yaml")
+        return config_lib.load(self.path / "config.yaml", saved_run=True)
 
     @cached_property
     def split(self) -> dict:

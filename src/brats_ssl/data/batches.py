@@ -19,34 +19,26 @@ from brats_ssl.data.sampling import TrainItem, sample_patch
 from brats_ssl.errors import BadInputError
 
 LABELED, PSEUDO, UNLABELED = 0, 1, 2
-MAP_KEYS = ("label", "confidence", "absent")
 
 
 @dataclass
 class Pool:
-    """Cases of one kind (LABELED, PSEUDO or UNLABELED) and their share of every batch."""
+    """Cases of one kind (LABELED, PSEUDO or UNLABELED) and how many samples of every global batch
+    come from them."""
 
     items: list[TrainItem]
-    share: float
+    samples: int
     kind: int
 
 
-def allocate(batch_size: int, shares: list[float]) -> list[int]:
-    """Samples per pool: largest remainder, every pool with a positive share gets at least one
-    when the batch allows it."""
-    total = sum(shares)
-    raw = [batch_size * s / total for s in shares]
-    counts = [int(r) for r in raw]
-    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True):
-        if sum(counts) >= batch_size:
-            break
-        counts[i] += 1
-    for i, share in enumerate(shares):
-        if share > 0 and counts[i] == 0 and batch_size >= len(shares):
-            j = max(range(len(counts)), key=lambda k: counts[k])
-            counts[j] -= 1
-            counts[i] += 1
-    return counts
+def batch_counts(batch_size: int, unlabeled_ratio: float, legacy_fraction: float | None = None) -> tuple[int, int]:
+    """(labeled, extra) samples per global batch: the full labeled batch plus ``unlabeled_ratio``
+    pseudo-labeled / unlabeled patches per labeled one. ``legacy_fraction`` reproduces runs made
+    before: one ``batch_size`` batch shared, the extra patches taken out of the labeled ones."""
+    if legacy_fraction is None:
+        return batch_size, int(round(unlabeled_ratio * batch_size))
+    extra = min(batch_size - 1, max(1 if legacy_fraction > 0 else 0, int(round(legacy_fraction * batch_size))))
+    return batch_size - extra, extra
 
 
 def _stream_id(stream: str) -> int:
@@ -57,16 +49,17 @@ class BatchBuilder:
     """``builder(step)``: this rank's slice (samples ``rank``, ``rank + world``, ...) of the global
     batch of ``batch_size`` samples of that step."""
 
-    def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...], batch_size: int,
+    def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...],
                  foreground_fraction: float, augment: bool, seed: int, stream: str, spatial_dims: int = 3,
                  rank: int = 0, world: int = 1):
-        self.pools = [p for p in pools if p.items and p.share > 0]
+        self.pools = [p for p in pools if p.items and p.samples > 0]
         if not self.pools:
             raise ValueError("no training cases")
+        self.counts = [p.samples for p in self.pools]
+        batch_size = sum(self.counts)
         if batch_size % world:
-            raise BadInputError(f"invalid setting train.batch_size: {batch_size} cannot be split evenly "
-                                f"over {world} processes")
-        self.counts = allocate(batch_size, [p.share for p in self.pools])
+            raise BadInputError(f"invalid setting train.batch_size: a batch of {batch_size} samples cannot be "
+                                f"split evenly over {world} processes")
         # Round-robin over the global batch: every rank gets the batch's mix of kinds where it can.
         pool_of_sample = [i for i, count in enumerate(self.counts) for _ in range(count)]
         self.samples = [(j, pool_of_sample[j]) for j in range(rank, batch_size, world)]

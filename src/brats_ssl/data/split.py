@@ -1,7 +1,10 @@
-"""Seeded labeled / unlabeled / validation splits, stratified by site where sites are known.
+"""Seeded labeled / unlabeled / validation / selection splits, stratified by site where sites are known.
 
-The validation set is held out from everything; the remainder is split into a labeled fraction
-and an unlabeled rest. Cases without a seg file can only be unlabeled.
+The validation set is held out from everything and only reported. The remainder is split into an
+optional *selection* set (labeled cases kept out of every loss: whatever a run chooses on data -
+best checkpoint, promotion of a student, the final model, the post-processing rule - is chosen on
+them, never on the val cases whose Dice is reported), a labeled fraction and an unlabeled rest.
+Cases without a seg file can only be unlabeled.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import file_problem
 
-SPLIT_KEYS = ("labeled", "unlabeled", "val")
+SPLIT_KEYS = ("labeled", "unlabeled", "val")  # required in every split.json
+OPTIONAL_KEYS = ("selection",)  # splits made before the selection set existed lack it
 
 
 def _site_interleaved(cases: list[CaseRef], rng: random.Random) -> list[CaseRef]:
@@ -42,12 +46,13 @@ def _site_interleaved(cases: list[CaseRef], rng: random.Random) -> list[CaseRef]
 
 
 def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, min_labeled: int = 1,
-               unlabeled_sites: list[str] | None = None) -> dict:
+               unlabeled_sites: list[str] | None = None, selection: int = 0) -> dict:
     """A split of ``dataset`` as a JSON-ready dict.
 
     ``val`` is the share of all cases (taken from cases with labels) held out for validation;
-    ``labeled`` the share of the remaining cases that keep their labels. ``unlabeled_sites``
-    forces every case of those sites into the unlabeled pool (used by the demo to show unseen sites).
+    ``selection`` the number of labeled cases held out for model selection; ``labeled`` the share
+    of the remaining cases that keep their labels. ``unlabeled_sites`` forces every case of those
+    sites into the unlabeled pool (used by the demo to show unseen sites).
     """
     if not 0 < labeled <= 1:
         raise BadInputError(f"--labeled {labeled}: must be in (0, 1]")
@@ -64,11 +69,12 @@ def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, m
     rest = [c for c in dataset.cases if c not in val_cases]
     forced = set(unlabeled_sites or [])
     candidates = _site_interleaved([c for c in rest if c.labeled and (c.site or "") not in forced], rng)
-    n_labeled = min(len(candidates), max(min_labeled, round(labeled * len(rest))))
+    candidates, selection_cases = hold_out_selection(candidates, selection)
+    n_labeled = min(len(candidates), max(min_labeled, round(labeled * (len(rest) - len(selection_cases)))))
     if n_labeled < 1:
-        raise BadInputError("the split leaves no labeled case; raise --labeled or lower --val")
+        raise BadInputError("the split leaves no labeled case; raise --labeled or lower --val / --selection")
     labeled_cases = candidates[:n_labeled]
-    unlabeled_cases = [c for c in rest if c not in labeled_cases]
+    unlabeled_cases = [c for c in rest if c not in labeled_cases and c not in selection_cases]
     return {
         "seed": seed,
         "labeled_fraction": labeled,
@@ -77,8 +83,17 @@ def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, m
         "labeled": sorted(c.case_id for c in labeled_cases),
         "unlabeled": sorted(c.case_id for c in unlabeled_cases),
         "val": sorted(c.case_id for c in val_cases),
+        "selection": sorted(c.case_id for c in selection_cases),
         "sites": {c.case_id: c.site for c in dataset.cases if c.site},
     }
+
+
+def hold_out_selection(ordered: list[CaseRef], n: int) -> tuple[list[CaseRef], list[CaseRef]]:
+    """(rest, selection): the last ``n`` of a site-interleaved order become the selection set, so
+    the labeled sets stay prefixes of the same draw as splits made without one. At least one case
+    stays for training."""
+    n = max(0, min(n, len(ordered) - 1))
+    return (ordered[: len(ordered) - n], ordered[len(ordered) - n:]) if n else (ordered, [])
 
 
 def save_split(split: dict, path: str | Path) -> Path:
@@ -100,8 +115,11 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
         raise BadInputError(f"file {path}: not a readable split JSON ({error})") from error
     if not isinstance(split, dict) or any(not isinstance(split.get(k), list) for k in SPLIT_KEYS):
         raise BadInputError(f"file {path}: a split needs lists 'labeled', 'unlabeled' and 'val'")
+    for key in OPTIONAL_KEYS:
+        if not isinstance(split.setdefault(key, []), list):
+            raise BadInputError(f"file {path}: '{key}' must be a list of case ids")
     seen: dict[str, str] = {}
-    for key in SPLIT_KEYS:
+    for key in SPLIT_KEYS + OPTIONAL_KEYS:
         for case_id in split[key]:
             if not isinstance(case_id, str):
                 raise BadInputError(f"file {path}: {key} holds a non-text entry {case_id!r}")
@@ -117,7 +135,7 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
             raise BadInputError(
                 f"file {path}: {len(missing)} case(s) not found in {dataset.root}: {', '.join(missing[:10])}"
             )
-        for key in ("labeled", "val"):
+        for key in ("labeled", "val", "selection"):
             no_seg = [c for c in split[key] if not known[c].labeled]
             if no_seg:
                 raise BadInputError(f"file {path}: {key} case(s) without a seg file: {', '.join(no_seg[:10])}")

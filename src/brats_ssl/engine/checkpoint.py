@@ -13,6 +13,10 @@ import torch
 from brats_ssl import atomic
 from brats_ssl.errors import BadInputError
 
+# A phase folder's checkpoints: the last step's (the phase's model) and the best by validation score.
+LAST_CHECKPOINT = "checkpoint_last.pt"
+BEST_CHECKPOINT = "checkpoint_best.pt"
+
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return atomic.write_with(path, lambda tmp: torch.save(state, tmp), suffix=".pt")

@@ -47,8 +47,9 @@ class RunContext:
     split: dict
     labeled: list[CaseRef]
     unlabeled: list[CaseRef]  # seg files hidden: their labels are never read
-    val: list[CaseRef]
+    val: list[CaseRef]  # reported only: nothing is chosen on them when there is a selection set
     device: torch.device
+    selection: list[CaseRef] = field(default_factory=list)  # labeled, out of every loss: choices are made here
     console: Any = None
     progress: Any = None
     audit_labels: bool = False
@@ -65,9 +66,19 @@ class RunContext:
         torch.manual_seed(self.config.seed)
         return build_model(self.config)
 
+    @property
+    def chooser(self) -> list[CaseRef]:
+        """The cases that choices are made on: the selection set, or the val set when the split
+        has none (its Dice is then optimistic; the run records which)."""
+        return self.selection or self.val
+
+    @property
+    def chooser_name(self) -> str:
+        return "selection" if self.selection else "val"
+
     def case(self, case_id: str) -> CaseRef:
         """A case as this run sees it: unlabeled cases without their seg (never ``dataset.case``)."""
-        for case in self.labeled + self.val + self.unlabeled:
+        for case in self.labeled + self.val + self.selection + self.unlabeled:
             if case.case_id == case_id:
                 return case
         raise KeyError(case_id)

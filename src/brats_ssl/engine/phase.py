@@ -7,6 +7,7 @@ gathered, so every rank holds the same metrics, and rank 0 writes the summary.""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,17 +20,19 @@ from brats_ssl.data.batches import BatchBuilder, Pool, batch_loader
 from brats_ssl.data.io import read_seg, write_label_map
 from brats_ssl.data.preprocess import restore_probabilities
 from brats_ssl.engine import distributed
-from brats_ssl.engine.checkpoint import load_model_weights
+from brats_ssl.engine.checkpoint import LAST_CHECKPOINT, load_model_weights
 from brats_ssl.engine.context import RunContext
+from brats_ssl.engine.device import to_memory_format
 from brats_ssl.engine.trainer import LossFn, Trainer, TrainResult
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.paths import inside, safe_name
-from brats_ssl.metrics import case_metrics, region_dice, summarize
+from brats_ssl.metrics import case_metrics, mean_region_dice, region_dice, summarize, summary_score
 
 
 def make_validator(ctx: RunContext):
-    """Dice per region on whole val cases, on the preprocessed grid (fast; used during training)."""
-    cases = ctx.val[: ctx.config.train.val_cases] if ctx.config.train.val_cases else ctx.val
+    """Dice per region on whole cases of the chooser set (the selection cases, or the val cases
+    when the split has none), on the preprocessed grid: fast; picks the best checkpoint."""
+    cases = ctx.chooser[: ctx.config.train.val_cases] if ctx.config.train.val_cases else ctx.chooser
     options = InferenceOptions.from_config(ctx.config, mc_samples=1, tta=False)
     if not cases:
         return None
@@ -50,8 +53,10 @@ def make_validator(ctx: RunContext):
     return validate
 
 
-def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_predictions: bool = True) -> dict:
-    """Val metrics in the original geometry (format of ``brats-ssl evaluate``) → out_dir/summary.json."""
+def evaluate_cases(ctx: RunContext, model: nn.Module, cases: list, out_dir: Path, *, kind: str = "val",
+                   save_predictions: bool = True) -> dict:
+    """Metrics of ``cases`` in their original geometry (format of ``brats-ssl evaluate``) →
+    ``out_dir/<summary file of kind>``; predictions in ``out_dir/<kind>_predictions/``."""
     options = InferenceOptions.from_config(ctx.config, mc_samples=1, tta=False)
 
     def evaluate_case(case) -> dict:
@@ -59,15 +64,50 @@ def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_pr
         prediction = predict_volume(model, pre.image, options, ctx.device)
         labels = restore_probabilities(prediction.probabilities.numpy(), pre.meta).argmax(0).astype(np.uint8)
         if save_predictions:
-            write_label_map(case, labels, inside(out_dir / "val_predictions", f"{safe_name(case.case_id)}.nii.gz"))
+            write_label_map(case, labels, prediction_path(out_dir, case.case_id, kind))
         return {"case": case.case_id, **case_metrics(labels, read_seg(case), spacing=pre.meta.spacing)}
 
-    per_case = distributed.gather_sharded([evaluate_case(c) for c in distributed.shard(ctx.val)], len(ctx.val))
+    per_case = distributed.gather_sharded([evaluate_case(c) for c in distributed.shard(cases)], len(cases))
     summary = summarize(per_case)
     if distributed.is_main():
-        atomic.write_json(out_dir / "summary.json", summary)
-    distributed.barrier()  # summary.json is on disk before any rank reads it
+        atomic.write_json(out_dir / SUMMARY_FILES[kind], summary)
+    distributed.barrier()  # the summary is on disk before any rank reads it
     return summary
+
+
+def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_predictions: bool = True) -> dict:
+    return evaluate_cases(ctx, model, ctx.val, out_dir, kind="val", save_predictions=save_predictions)
+
+
+SUMMARY_FILES = {"val": "summary.json", "selection": "selection_summary.json"}
+
+
+def prediction_path(out_dir: Path, case_id: str, kind: str) -> Path:
+    return inside(out_dir / f"{kind}_predictions", f"{safe_name(case_id)}.nii.gz")
+
+
+@dataclass
+class PhaseResult:
+    """A finished training phase: its final model (the last checkpoint's weights), the training
+    record, and its metrics on the val cases (reported) and on the chooser cases (decisions)."""
+
+    name: str
+    model: nn.Module
+    train: TrainResult
+    summary: dict  # val cases, original geometry
+    choice: dict  # selection cases (the val summary itself when the split has none)
+
+    @property
+    def score(self) -> float:
+        """What choices compare: mean WT/TC/ET Dice on the chooser cases (-inf without cases)."""
+        return summary_score(self.choice)
+
+
+def _phase_summary(ctx: RunContext, model: nn.Module, out_dir: Path, kind: str, cases: list) -> dict:
+    path = out_dir / SUMMARY_FILES[kind]
+    if path.exists():
+        return json.loads(path.read_text())
+    return evaluate_cases(ctx, model, cases, out_dir, kind=kind) if cases else {}
 
 
 def train_phase(
@@ -78,41 +118,43 @@ def train_phase(
     loss_fn: LossFn,
     steps: int,
     init_from: Path | None = None,
+    init_optimizer: bool = False,
+    schedule_window: tuple[int, int] | None = None,
     hooks: Iterable[Any] = (),
     model: nn.Module | None = None,
-) -> tuple[nn.Module, TrainResult, dict]:
-    """Train (or resume, or skip when finished) the phase ``name``; returns model, result, val summary."""
+) -> PhaseResult:
+    """Train (or resume, or skip when finished) the phase ``name``. ``init_from``: start from that
+    checkpoint's weights (and, with ``init_optimizer``, its optimizer state)."""
     cfg = ctx.config
     out_dir = ctx.run_dir / name
     model = model if model is not None else ctx.new_model()
-    if init_from is not None and not (out_dir / "checkpoint_last.pt").exists():
-        load_model_weights(model, init_from, fingerprint=ctx.fingerprint)
+    optimizer_state = None
+    if init_from is not None and not (out_dir / LAST_CHECKPOINT).exists():
+        state = load_model_weights(model, init_from, fingerprint=ctx.fingerprint)
+        optimizer_state = state.get("optimizer") if init_optimizer else None
     builder = BatchBuilder(
-        pools, patch_size=tuple(cfg.train.patch_size), batch_size=cfg.train.batch_size,
+        pools, patch_size=tuple(cfg.train.patch_size),
         foreground_fraction=cfg.train.foreground_fraction, augment=cfg.train.augment, seed=cfg.seed,
         stream=name, spatial_dims=3, rank=distributed.rank(), world=distributed.world_size(),
     )
     trainer = Trainer(
         model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
         out_dir=out_dir, steps=steps, config=cfg.train, device=ctx.device, seed=cfg.seed,
-        validator=make_validator(ctx), hooks=hooks, fingerprint=ctx.fingerprint, description=name,
-        progress=ctx.progress,
+        validator=make_validator(ctx), score=mean_region_dice, hooks=hooks, fingerprint=ctx.fingerprint,
+        description=name, progress=ctx.progress, schedule_window=schedule_window, optimizer_state=optimizer_state,
     )
     result = trainer.fit()
-    load_model_weights(model, out_dir / "checkpoint_last.pt", fingerprint=ctx.fingerprint)
-    model.to(ctx.device).eval()
-    summary_path = out_dir / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-    elif ctx.val:
-        summary = evaluate_on_val(ctx, model, out_dir)
-    else:
-        summary = {}
-    return model, result, summary
+    load_model_weights(model, out_dir / LAST_CHECKPOINT, fingerprint=ctx.fingerprint)
+    # The same memory format whether the phase trained in this process or was found finished:
+    # the kernels (and their last bits) depend on it, and a resumed run must equal an uninterrupted one.
+    to_memory_format(model.to(ctx.device), cfg.train.channels_last).eval()
+    summary = _phase_summary(ctx, model, out_dir, "val", ctx.val)
+    choice = _phase_summary(ctx, model, out_dir, "selection", ctx.selection) if ctx.selection else summary
+    return PhaseResult(name, model, result, summary, choice)
 
 
 def final_weights(ctx: RunContext, name: str) -> Path:
-    return ctx.run_dir / name / "checkpoint_last.pt"
+    return ctx.run_dir / name / LAST_CHECKPOINT
 
 
 def supervised_loss_fn(kind: str) -> LossFn:

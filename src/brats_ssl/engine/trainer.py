@@ -27,7 +27,7 @@ from torch import nn
 from brats_ssl import atomic
 from brats_ssl.config import TrainConfig
 from brats_ssl.engine import distributed
-from brats_ssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from brats_ssl.engine.device import autocast, to_memory_format
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], tuple[torch.Tensor, dict[str, float]]]
@@ -53,11 +53,6 @@ class TrainResult:
     out_dir: Path
 
 
-def score_of(metrics: dict[str, float]) -> float:
-    """Model selection score: mean Dice of the BraTS regions WT, TC, ET."""
-    return float(sum(metrics[r] for r in ("WT", "TC", "ET")) / 3)
-
-
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -65,13 +60,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int):
-    warmup = min(config.warmup_steps, max(steps - 1, 0))
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int, *,
+                    window: tuple[int, int] | None = None):
+    """Warm-up then poly / cosine decay over ``steps``. ``window=(offset, total)``: this phase is
+    steps ``offset .. offset + steps`` of one schedule of ``total`` steps (the student's stages
+    share one schedule: one warm-up, one decay, no warm restart per stage)."""
+    offset, total = window if window is not None else (0, steps)
+    warmup = min(config.warmup_steps, max(total - 1, 0))
 
-    def factor(step: int) -> float:
+    def factor(local_step: int) -> float:
+        step = offset + local_step
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        progress = min((step - warmup) / max(steps - warmup, 1), 1.0)
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
         if config.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))
         return (1 - progress) ** 0.9
@@ -98,12 +99,18 @@ class Trainer:
         device: torch.device,
         seed: int,
         validator: Validator | None = None,
+        score: Callable[[dict[str, float]], float] | None = None,
         hooks: Iterable[Any] = (),
         fingerprint: str | None = None,
         description: str = "train",
         progress: Any = None,
         checkpoint_every: int = 100,
+        schedule_window: tuple[int, int] | None = None,
+        optimizer_state: dict[str, Any] | None = None,
     ):
+        """``score(validation metrics)`` picks checkpoint_best (higher is better; required with a
+        validator). ``optimizer_state`` continues an earlier phase's optimizer (its moments) when
+        this phase starts fresh; ``schedule_window`` see :func:`build_scheduler`."""
         self.model = model
         self.loss_fn = loss_fn
         self.batches = batches
@@ -113,13 +120,20 @@ class Trainer:
         self.device = device
         self.seed = seed
         self.validator = validator
+        if validator is not None and score is None:
+            raise ValueError("a validator needs a score function to pick the best checkpoint")
+        self.score = score
         self.hooks = list(hooks)
         self.fingerprint = fingerprint
         self.description = description
         self.progress = progress
         self.checkpoint_every = checkpoint_every
         self.optimizer = build_optimizer(model, config)
-        self.scheduler = build_scheduler(self.optimizer, config, steps)
+        if optimizer_state is not None:  # before the scheduler, which takes its base rate from the groups
+            self.optimizer.load_state_dict(optimizer_state)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = config.lr
+        self.scheduler = build_scheduler(self.optimizer, config, steps, window=schedule_window)
         self.step = 0
         self.best_score = -math.inf
         self.best_step = -1
@@ -131,11 +145,11 @@ class Trainer:
     # --- state ---------------------------------------------------------------------------
     @property
     def last_path(self) -> Path:
-        return self.out_dir / "checkpoint_last.pt"
+        return self.out_dir / LAST_CHECKPOINT
 
     @property
     def best_path(self) -> Path:
-        return self.out_dir / "checkpoint_best.pt"
+        return self.out_dir / BEST_CHECKPOINT
 
     @property
     def metrics_path(self) -> Path:
@@ -256,7 +270,7 @@ class Trainer:
         with torch.no_grad():
             metrics = self.validator(self.model)
         self.last_val = metrics  # gathered from every rank's share of the val cases: the same everywhere
-        score = score_of(metrics)
+        score = self.score(metrics)
         if score > self.best_score:
             self.best_score, self.best_step = score, self.step
             self._save(self.best_path)

@@ -1,5 +1,6 @@
 """``brats-ssl pseudolabel``: pseudo-labels, the probabilistic mask and uncertainty maps of every
-unlabeled case as NIfTI in the input's geometry, for review in 3D Slicer / ITK-SNAP."""
+unlabeled case as NIfTI in the input's geometry, for review in 3D Slicer / ITK-SNAP. The run's
+post-processing rule (``postprocessing.json``) is applied to the pseudo-labels unless turned off."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, restore_labels, restore_map, restore_probabilities
 from brats_ssl.paths import inside, safe_name
+from brats_ssl.postprocess import IDENTITY, apply_rule, load_rule
 from brats_ssl.progress import make_progress, track
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.labelling import case_folder
 from brats_ssl.ssl.pseudolabels import PseudoLabel, dequantise_confidence
 
 
-def export_pseudolabels(run: Path, data: Path, out: Path, *, console=None) -> list[Path]:
+def export_pseudolabels(run: Path, data: Path, out: Path, *, postprocess: bool = True, console=None) -> list[Path]:
     from brats_ssl.data.validate import require_valid
 
     folder = RunFolder(run)
@@ -28,6 +30,7 @@ def export_pseudolabels(run: Path, data: Path, out: Path, *, console=None) -> li
     cases = folder.unlabeled_cases(dataset)
     require_valid(cases)
     cache = PreprocessCache(PreprocessParams.from_config(folder.config.data), folder.config.data.cache_dir)
+    rule = load_rule(Path(run)) if postprocess else IDENTITY
     out = Path(out)
     written = []
     with make_progress(console) as progress:
@@ -36,7 +39,8 @@ def export_pseudolabels(run: Path, data: Path, out: Path, *, console=None) -> li
             pseudo = PseudoLabel.load(case_folder(latest, case))
             teacher = PseudoLabel.load(case_folder(teacher_round, case))
             target = inside(out, safe_name(case.case_id))
-            write_label_map(case, restore_labels(np.asarray(pseudo.label), meta), target / "pseudo_label.nii.gz")
+            labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, float(np.prod(meta.spacing)) / 1000)
+            write_label_map(case, labels, target / "pseudo_label.nii.gz")
             write_float_map(case, restore_map(dequantise_confidence(pseudo.confidence), meta, fill=1.0),
                             target / "confidence.nii.gz")
             write_float_map(case, restore_map(np.asarray(pseudo.mutual_information, np.float32) / 255, meta),

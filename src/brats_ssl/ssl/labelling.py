@@ -108,14 +108,14 @@ def read_ranking(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[str], share: float) -> Pool:
+def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[str], samples: int) -> Pool:
     items = []
     for case_id in members:
         pre = ctx.preprocessed(ctx.case(case_id))
         label = pseudo[case_id]
         items.append(TrainItem(case_id, pre.image, {"label": label.label, "confidence": label.confidence,
                                                     "absent": label.absent}))
-    return Pool(items, share, PSEUDO)
+    return Pool(items, samples, PSEUDO)
 
 
 def pseudo_statistics(pseudo: dict[str, PseudoLabel], members: list[str], tau: float) -> dict:

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from brats_ssl.data.batches import LABELED, PSEUDO, UNLABELED
 from brats_ssl.losses import SupervisedLoss, probabilities
+from brats_ssl.networks.mc import enable_mc_dropout, supports_split_mc
 
 EPS = 1e-6
 
@@ -154,11 +155,35 @@ class ConsistencyLoss:
     """
 
     def __init__(self, *, teacher: EMATeacher, output: str, weight: float, rampup_steps: int, total_steps: int,
-                 uncertainty_passes: int = 0, noise: float = 0.1):
+                 uncertainty_passes: int = 0, noise: float = 0.1, shared_encoder: bool = True):
         self.supervised = SupervisedLoss(output)
         self.teacher, self.output = teacher, output
         self.weight, self.rampup_steps, self.total_steps = weight, rampup_steps, total_steps
-        self.passes, self.noise = uncertainty_passes, noise
+        self.passes, self.noise, self.shared_encoder = uncertainty_passes, noise, shared_encoder
+
+    @torch.no_grad()
+    def teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The EMA teacher's mean probabilities over its noisy passes (one pass for Mean Teacher).
+
+        With ``shared_encoder`` and a network that splits at its dropout (TransASPP-UNet), the T
+        UA-MT passes share one noisy input and one encoder run and differ in their dropout masks
+        (the MC path of pseudo-labelling: ≈ 2 forward passes instead of T); otherwise each pass
+        has its own input noise and runs the whole network (Yu et al.'s code)."""
+        teacher = self.teacher.model.to(x.device)
+        passes = max(self.passes, 1)
+
+        def noisy(images: torch.Tensor) -> torch.Tensor:
+            return images + torch.clamp(torch.randn_like(images) * self.noise, -2 * self.noise, 2 * self.noise)
+
+        if self.passes > 1 and self.shared_encoder and supports_split_mc(teacher):
+            enable_mc_dropout(teacher)  # dropout sampling on, the rest in inference mode
+            logits = teacher.decode(teacher.encode(noisy(x)).tile(passes))  # sample-major (T·B, ...)
+        else:
+            teacher.train()  # dropout on: the teacher's passes are stochastic, as in UA-MT
+            # The T noisy passes run as one batch (same result as T calls, better throughput).
+            logits = teacher(noisy(x.repeat(passes, *([1] * (x.dim() - 1)))))
+        samples = probabilities(logits, self.output)
+        return samples.reshape(passes, x.shape[0], *samples.shape[1:]).mean(0)
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
         logits = model(batch["image"])
@@ -168,17 +193,8 @@ class ConsistencyLoss:
         consistency = logits.sum() * 0.0
         logs: dict[str, float] = {}
         if bool(unlabeled.any()):
-            x = batch["image"][unlabeled]
             student_p = probabilities(logits[unlabeled], self.output)
-            teacher = self.teacher.model.to(x.device)
-            teacher.train()  # dropout on: the teacher's passes are stochastic, as in UA-MT
-            with torch.no_grad():
-                passes = max(self.passes, 1)
-                # The T noisy passes run as one batch (same result as T calls, better throughput).
-                noisy = x.repeat(passes, *([1] * (x.dim() - 1)))
-                noisy = noisy + torch.clamp(torch.randn_like(noisy) * self.noise, -0.2, 0.2)
-                samples = probabilities(teacher(noisy), self.output)
-                teacher_p = samples.reshape(passes, x.shape[0], *samples.shape[1:]).mean(0)
+            teacher_p = self.teacher_probabilities(batch["image"][unlabeled])
             squared = (student_p - teacher_p) ** 2
             if self.passes > 0:
                 entropy = -(teacher_p * torch.log(teacher_p.clamp_min(EPS))).sum(1, keepdim=True)

@@ -6,31 +6,21 @@ from typing import Callable
 
 from brats_ssl.data.batches import LABELED, Pool
 from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import supervised_loss_fn, train_phase
+from brats_ssl.engine.phase import PhaseResult, supervised_loss_fn, train_phase
 from brats_ssl.errors import BadInputError
 
 
-def train_teacher(ctx: RunContext):
-    """Supervised training on the labeled cases: the teacher of every semi-supervised method."""
-    pools = [Pool(ctx.labeled_items(), 1.0, LABELED)]
+def train_teacher(ctx: RunContext) -> PhaseResult:
+    """Supervised training on the labeled cases: the teacher of every semi-supervised method.
+    Its final model (last checkpoint) comes back loaded, ready for labelling."""
+    pools = [Pool(ctx.labeled_items(), ctx.config.train.batch_size, LABELED)]
     return train_phase(ctx, "teacher", pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss),
                        steps=ctx.config.train.steps)
 
 
-def trained_teacher(ctx: RunContext):
-    """The teacher phase (trained, resumed or found finished) and its final model, loaded for labelling."""
-    from brats_ssl.engine.checkpoint import load_model_weights
-    from brats_ssl.engine.phase import final_weights
-
-    _, _, summary = train_teacher(ctx)
-    model = ctx.new_model()
-    load_model_weights(model, final_weights(ctx, "teacher"), fingerprint=ctx.fingerprint)
-    return model.to(ctx.device), summary
-
-
 def run_supervised(ctx: RunContext) -> dict:
-    _, _, summary = train_teacher(ctx)
-    return {**summary, "model": "teacher", "teacher": summary}
+    teacher = train_teacher(ctx)
+    return {**teacher.summary, "model": "teacher", "teacher": teacher.summary}
 
 
 def _methods() -> dict[str, Callable[[RunContext], dict]]:
@@ -48,8 +38,11 @@ def _methods() -> dict[str, Callable[[RunContext], dict]]:
 
 
 def run_method(ctx: RunContext) -> dict:
+    """The method's result, finished with the final model's post-processing (every method alike)."""
+    from brats_ssl.finalize import finalize
+
     methods = _methods()
     runner = methods.get(ctx.config.method)
     if runner is None:
         raise BadInputError(f"--method {ctx.config.method!r}: valid methods are {', '.join(methods)}")
-    return runner(ctx)
+    return finalize(ctx, runner(ctx))

@@ -9,14 +9,13 @@ rank 0 alone writes the files every rank would write alike (rankings, statistics
 
 from __future__ import annotations
 
-import json
 
 from brats_ssl import atomic
-from brats_ssl.data.batches import LABELED, Pool
+from brats_ssl.data.batches import LABELED, Pool, batch_counts
 from brats_ssl.engine import distributed
 from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import final_weights, train_phase
-from brats_ssl.engine.trainer import score_of
+from brats_ssl.engine.phase import PhaseResult, final_weights, train_phase
+from brats_ssl.metrics import summary_score
 from brats_ssl.progress import track
 from brats_ssl.ssl.curriculum import stage_members, threshold
 from brats_ssl.ssl.labelling import (
@@ -34,19 +33,13 @@ from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
 
 
-def val_score(summary: dict) -> float:
-    mean = summary.get("mean", {})
-    if not mean:
-        return float("-inf")
-    return score_of({r: mean[r]["dice"] for r in ("WT", "TC", "ET")})
-
-
 def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
                  round_dir) -> tuple[dict[str, PseudoLabel], dict[str, float]]:
     """Refined pseudo-labels of every unlabeled case and the teacher-student agreement (Dice) of each."""
     todo = missing_share(ctx.unlabeled, round_dir)
     for case in track(ctx.progress, todo, description="refine", total=len(todo)):
-        refined, dice = refine(current[case.case_id], student[case.case_id], tau_agree=ctx.config.ssl.tau_agree)
+        refined, dice = refine(current[case.case_id], student[case.case_id], tau_agree=ctx.config.ssl.tau_agree,
+                               agree=ctx.config.ssl.agree_confidence)
         refined.save(case_folder(round_dir, case),
                      {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)})
     distributed.barrier()  # every rank's cases are on disk before any rank reads them all
@@ -55,54 +48,71 @@ def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict
             {case_id: PseudoLabel.info(f)["agreement"] for case_id, f in folders.items()})
 
 
+def stage_start(ctx: RunContext, k: int, teacher: str) -> dict:
+    """Where stage k's student starts. ``continuous`` (default): stage 1 from the teacher, stage k
+    from stage k-1 with its optimizer, all stages on one LR schedule (one warm-up, one decay).
+    ``restart`` (runs made before): every stage from the current teacher with a schedule of its own."""
+    s = ctx.config.ssl
+    if s.student_schedule == "restart":
+        return {"init_from": final_weights(ctx, teacher)}
+    return {"init_from": final_weights(ctx, "teacher" if k == 1 else f"stage_{k - 1}"), "init_optimizer": k > 1,
+            "schedule_window": ((k - 1) * s.stage_steps, s.stages * s.stage_steps)}
+
+
 def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
     """The method. With ``unlabeled=False`` (``--method ours-control``) the same teacher and stage
-    schedule run on the labeled cases alone, with no pseudo-labelling: the control that tells what
-    ours gains from its extra training steps rather than from the unlabeled scans."""
-    from brats_ssl.ssl.methods import trained_teacher
+    schedule run on the labeled cases alone - the same labeled patches at every step - with no
+    pseudo-labelling: the control that tells what ours gains from its extra training steps rather
+    than from the unlabeled scans."""
+    from brats_ssl.ssl.methods import train_teacher
 
     cfg, s = ctx.config, ctx.config.ssl
-    teacher_model, teacher_summary = trained_teacher(ctx)
+    teacher = train_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
     if unlabeled:
-        current = label_pool(ctx, teacher_model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc,
+        current = label_pool(ctx, teacher.model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc,
                              tta=cfg.inference.tta, description="pseudo-label", keep_probabilities=True)
         ranking = rank_pool(ctx, current)
         write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
+    n_labeled, n_pseudo = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
+    if not unlabeled:
+        n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
 
-    teacher_name, teacher_val = "teacher", val_score(teacher_summary)
-    stages, summary = [], teacher_summary
+    best: PhaseResult = teacher  # the current teacher: labels the pool's refinements, final-model candidate
+    stages, student = [], teacher
     for k in range(1, s.stages + 1):
         name = f"stage_{k}"
         tau = threshold(k, s.stages, s.tau_start, s.tau_end)
         loss = DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
                         weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
                         rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
-        pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED)]
+        pools = [Pool(ctx.labeled_items(), n_labeled, LABELED)]
         members: list[str] = []
         if unlabeled:
             members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
-            pools.append(pseudo_pool(ctx, current, members, s.pseudo_fraction))
-        student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
-                                          init_from=final_weights(ctx, teacher_name))
+            pools.append(pseudo_pool(ctx, current, members, n_pseudo))
+        student = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
+                              **stage_start(ctx, k, best.name))
         if unlabeled and distributed.is_main():
             atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
-        row = {"stage": k, "tau": tau, "members": len(members), "student_val": val_score(summary),
-               "teacher": teacher_name, "teacher_val": teacher_val}
+        # *_score: what promotion compares (chooser cases); *_val: the reported val Dice.
+        row = {"stage": k, "tau": tau, "members": len(members), "student_score": student.score,
+               "student_val": summary_score(student.summary), "teacher": best.name, "teacher_score": best.score,
+               "teacher_val": summary_score(best.summary), "chosen_on": ctx.chooser_name}
         if unlabeled and s.refinement and k < s.stages:
-            student_labels = label_pool(ctx, student, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
+            student_labels = label_pool(ctx, student.model, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
                                         mc=mc, tta=cfg.inference.tta, description="student MC")
             current, agreement = refine_round(ctx, current, student_labels, pseudo_dir / f"round_{k}")
             ranking = rank_pool(ctx, current, agreement)
             write_ranking(ranking, pseudo_dir / f"round_{k}" / "ranking.csv")
             row["mean_agreement"] = sum(agreement.values()) / max(len(agreement), 1)
-        if row["student_val"] > teacher_val:
-            teacher_name, teacher_val = name, row["student_val"]
-        row["promoted"] = teacher_name == name
+        if student.score > best.score:
+            best = student
+        row["promoted"] = best.name == name
         stages.append(row)
         if distributed.is_main():
             atomic.write_json(ctx.run_dir / "stages.json", stages)
 
-    final = json.loads((ctx.run_dir / teacher_name / "summary.json").read_text()) if ctx.val else {}
-    return {**final, "model": teacher_name, "teacher": teacher_summary, "student": summary, "stages": stages}
+    return {**best.summary, "model": best.name, "teacher": teacher.summary, "student": student.summary,
+            "stages": stages}

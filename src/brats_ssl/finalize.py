@@ -1,0 +1,69 @@
+"""The last step of every run, whatever the method: post-processing for the final model.
+
+The rule is chosen on the final phase's predictions of the chooser cases (the selection set, or
+the val set when the split has none) and stored as ``postprocessing.json``; it is then applied to
+the final phase's val predictions. ``summary.json`` holds the val metrics after the rule, and the
+metrics before it under ``raw``, so a report can show what post-processing changed per region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from brats_ssl.data.dataset import CaseRef
+from brats_ssl.data.io import read_seg
+from brats_ssl.engine import distributed
+from brats_ssl.engine.context import RunContext
+from brats_ssl.engine.phase import prediction_path
+from brats_ssl.metrics import case_metrics, summarize
+from brats_ssl.postprocess import RULE_FILE, Rule, apply_rule, choose_rule, load_rule, save_rule
+
+
+def _prediction(case: CaseRef, path: Path) -> np.ndarray:
+    """A saved prediction in internal labels (read like a seg in the case's own convention)."""
+    return read_seg(replace(case, seg=path))
+
+
+def _voxel_ml(ctx: RunContext, case: CaseRef) -> float:
+    return float(np.prod(ctx.preprocessed(case).meta.spacing)) / 1000.0
+
+
+def choose_postprocessing(ctx: RunContext, phase: str) -> Rule:
+    """The run's rule: read when chosen before (a resumed run), else chosen on the chooser cases."""
+    if (ctx.run_dir / RULE_FILE).is_file():
+        return load_rule(ctx.run_dir)
+    kind = ctx.chooser_name
+    cases = [(_prediction(c, prediction_path(ctx.run_dir / phase, c.case_id, kind)), read_seg(c), _voxel_ml(ctx, c))
+             for c in ctx.chooser]
+    rule, candidates = choose_rule(cases)
+    save_rule(ctx.run_dir, rule, chosen_on=[c.case_id for c in ctx.chooser], phase=phase, candidates=candidates)
+    return rule
+
+
+def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: dict) -> dict:
+    """Val metrics of the phase's saved predictions after ``rule`` (``raw`` itself for the identity)."""
+    if rule.is_identity or not ctx.val:
+        return raw
+    per_case = []
+    for case in ctx.val:
+        pred = apply_rule(_prediction(case, prediction_path(ctx.run_dir / phase, case.case_id, "val")), rule,
+                          _voxel_ml(ctx, case))
+        per_case.append({"case": case.case_id,
+                         **case_metrics(pred, read_seg(case), spacing=ctx.preprocessed(case).meta.spacing)})
+    return summarize(per_case)
+
+
+def finalize(ctx: RunContext, result: dict) -> dict:
+    """``result`` of a method (val summary of its final phase, ``model`` = that phase) → the run's
+    summary: post-processed val metrics, the raw ones under ``raw``, and what chose them."""
+    phase = result["model"]
+    record = {"chosen_on": ctx.chooser_name}
+    if not ctx.chooser or not distributed.is_main():
+        return {**result, **record}
+    rule = choose_postprocessing(ctx, phase)
+    raw = {key: result[key] for key in ("mean", "n_cases", "per_case") if key in result}
+    final = postprocessed_summary(ctx, phase, rule, raw)
+    return {**result, **final, **record, "postprocessing": rule.describe(), "raw": raw}

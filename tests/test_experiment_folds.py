@@ -1,0 +1,64 @@
+"""A tiny cross-validated sweep: every case validated once per method, per-case table, paired
+comparisons recomputed from it, post-processing chosen on the selection cases only."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from brats_ssl.data.synthetic import write_cohort
+from brats_ssl.experiment import run_experiment
+from brats_ssl.experiment_tables import COMPARISON_COLUMNS, PER_CASE_COLUMNS
+from brats_ssl.stats import paired
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, _isolated_cache) -> Path:
+    root = tmp_path_factory.mktemp("folds")
+    write_cohort(root / "data", cases=9, shape=(24, 24, 16), seed=1)
+    run_experiment(root / "data", root / "exp", fractions=[0.5], methods=["supervised", "ours-control"], seeds=[0],
+                   val=0.2, folds=3, selection=1, preset="tiny", steps=2, overrides=["ssl.stages=1"])
+    return root / "exp"
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_case_is_validated_exactly_once_per_method(sweep):
+    with (sweep / "per_case.csv").open() as handle:
+        assert next(csv.reader(handle)) == PER_CASE_COLUMNS
+    rows = _csv(sweep / "per_case.csv")
+    for method in ("supervised", "ours-control"):
+        cases = [r["case"] for r in rows if r["method"] == method]
+        assert sorted(cases) == sorted(set(cases)) and len(cases) == 9
+        assert {r["fold"] for r in rows if r["method"] == method} == {"0", "1", "2"}
+    for fold in range(3):
+        split = json.loads((sweep / "splits" / f"fold{fold}_f0.5_s0.json").read_text())
+        run = json.loads((sweep / "runs" / f"supervised_fold{fold}_f0.5_s0" / "split.json").read_text())
+        assert run == split and len(split["selection"]) == 1
+        # the selection case of the fold, never one of its val cases, chose the post-processing
+        rule = json.loads((sweep / "runs" / f"supervised_fold{fold}_f0.5_s0" / "postprocessing.json").read_text())
+        assert rule["chosen_on"] == split["selection"] and not set(rule["chosen_on"]) & set(split["val"])
+
+
+def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
+    with (sweep / "comparisons.csv").open() as handle:
+        assert next(csv.reader(handle)) == COMPARISON_COLUMNS
+    rows = _csv(sweep / "per_case.csv")
+    comparisons = _csv(sweep / "comparisons.csv")
+    assert {(c["method"], c["reference"]) for c in comparisons} == {("ours-control", "supervised")}
+    assert sorted(c["metric"] for c in comparisons) == sorted(["WT", "TC", "ET", "NCR", "ED", "mean"])
+    by_case = {(r["method"], r["case"]): r for r in rows}
+    diffs = [sum(float(by_case[("ours-control", c)][k]) - float(by_case[("supervised", c)][k])
+                 for k in ("WT", "TC", "ET")) / 3 for c in sorted({r["case"] for r in rows})]
+    expected = paired(diffs)
+    mean_row = next(c for c in comparisons if c["metric"] == "mean")
+    assert int(mean_row["n"]) == 9
+    assert float(mean_row["mean_diff"]) == pytest.approx(expected.mean, abs=1e-5)
+    assert float(mean_row["ci_low"]) == pytest.approx(expected.ci_low, abs=1e-5)
+    assert float(mean_row["p_value"]) == pytest.approx(expected.p_value, abs=1e-5)
+    md = (sweep / "report.md").read_text()
+    assert "## Paired comparisons" in md and "| ours-control | supervised | 50% | 9 |" in md
