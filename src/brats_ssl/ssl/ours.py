@@ -32,6 +32,7 @@ from brats_ssl.ssl.labelling import (
 from brats_ssl.ssl.losses import DualLoss
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
+from brats_ssl.ssl.review_decisions import stage_members_after_review
 
 
 def val_score(summary: dict) -> float:
@@ -81,8 +82,11 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
                         rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
         pools = [Pool(ctx.labeled_items(), 1 - s.pseudo_fraction, LABELED)]
         members: list[str] = []
+        review = None
         if unlabeled:
-            members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
+            ranked = [r.case for r in ranking]
+            members, review = stage_members_after_review(
+                ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum))
             pools.append(pseudo_pool(ctx, current, members, s.pseudo_fraction))
         student, _, summary = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
                                           init_from=final_weights(ctx, teacher_name))
@@ -90,6 +94,8 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
             atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
         row = {"stage": k, "tau": tau, "members": len(members), "student_val": val_score(summary),
                "teacher": teacher_name, "teacher_val": teacher_val}
+        if review is not None:  # a person's decisions changed who is in this stage (review.json)
+            row["review"] = {"accepted": review["accepted"], "rejected": review["rejected"]}
         if unlabeled and s.refinement and k < s.stages:
             student_labels = label_pool(ctx, student, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
                                         mc=mc, tta=cfg.inference.tta, description="student MC")
