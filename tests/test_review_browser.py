@@ -81,7 +81,7 @@ def test_ground_truth_is_drawn_in_brats_colours_on_a_labeled_case(browser, serve
     wait_for_viewer(browser)
     _by_id(browser, "show-label").click()  # hide the prediction: only the ground truth may be green
     wait_for(lambda: "label.nii.gz" not in _by_id(browser, "viewer-status").text)
-    assert greenish(canvas_pixels(browser)) < 20
+    assert wait_for(lambda: greenish(canvas_pixels(browser)) < 20, timeout=20)
     _by_id(browser, "show-truth").click()
     wait_for(lambda: "ground_truth" in _by_id(browser, "viewer-status").text)
     assert wait_for(lambda: greenish(canvas_pixels(browser)) > 100, timeout=20)  # the edema of the synthetic tumour

@@ -67,7 +67,33 @@ function asHeat(image) {
   image.cal_max = Math.max(0.1, image.robust_max ?? 0.1);
 }
 
-async function draw() {
+let drawing = null;
+let drawAgain = false;
+
+function draw() {
+  // One redraw at a time; changes made meanwhile (a dragged slider) are drawn once more after it.
+  if (drawing) {
+    drawAgain = true;
+    return drawing;
+  }
+  drawing = (async () => {
+    try {
+      do {
+        drawAgain = false;
+        await drawLayers();
+      } while (drawAgain);
+    } catch (error) {
+      status.textContent = `viewer error: ${error}`;
+      status.dataset.error = String(error);
+    } finally {
+      drawing = null;
+    }
+  })();
+  return drawing;
+}
+
+async function drawLayers() {
+  delete status.dataset.ready;
   status.textContent = "loading volumes …";
   const modalities = config.volumes.modalities;
   const source = state.source >= 0 ? config.volumes.sources[state.source] : null;
@@ -159,6 +185,7 @@ try {
   nv = new niivue.Niivue({
     backColor: [0, 0, 0, 1],
     show3Dcrosshair: true,
+    crosshairColor: [1, 0.2, 0.2, 0.5],
     multiplanarShowRender: niivue.SHOW_RENDER.ALWAYS,
     isColorbar: true,
     dragAndDropEnabled: false,
