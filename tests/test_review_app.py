@@ -162,3 +162,17 @@ def test_review_of_a_run_without_pseudo_labels_is_bad_input(tmp_path, capsys):
     run = make_untrained_run(tmp_path / "run")
     code, output = run_cli_output(["review", run, "--no-browser"], capsys)
     assert code == 2 and "no pseudo-labels" in output
+
+
+def test_a_missing_or_wrong_niivue_file_is_bad_input_naming_it(review_run, tmp_path, capsys, monkeypatch):
+    from conftest import run_cli_output
+
+    monkeypatch.setenv("BRATS_SSL_NIIVUE", str(tmp_path / "absent.min.js"))
+    code, output = run_cli_output(["review", review_run, "--no-browser", "--port", "0"], capsys)
+    assert code == 2 and "absent.min.js" in output and "does not exist" in output
+    wrong = tmp_path / "index.js"
+    wrong.write_text("export class Niivue {}")
+    monkeypatch.setenv("BRATS_SSL_NIIVUE", str(wrong))
+    code, output = run_cli_output(["review", review_run, "--static", tmp_path / "out"], capsys)
+    assert code == 2 and "index.js" in output and "index.min.js" in output
+    assert not (tmp_path / "out").exists()
