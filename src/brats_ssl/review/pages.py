@@ -72,6 +72,11 @@ def _decision_cell(decision: str) -> str:
     return f'<span class="decision-{html.escape(decision)}">{html.escape(decision)}</span>'
 
 
+def _scored_model(catalogue: ReviewCatalogue) -> str:
+    phase = catalogue.final_phase or "teacher"
+    return f"the final model ({phase})" if catalogue.run.summary else f"{phase}, the latest phase so far"
+
+
 def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> str:
     def link(case_id: str) -> str:
         return f'<a href="{html.escape(mode.case_href(case_id))}">{html.escape(case_id)}</a>'
@@ -94,8 +99,8 @@ def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> 
           "pseudo-labeled pool; an accepted one enters the next stage whatever its rank.</p>"
         + f"<h2>Labeled and validation cases ({len(others)})</h2>"
         + _table(["case", "set", "Dice WT", "Dice TC", "Dice ET"], other_rows, "labeled")
-        + '<p class="caption">Dice of the run\'s final model on the validation cases; labeled training cases are not '
-          "scored.</p>"
+        + f'<p class="caption">Dice of {html.escape(_scored_model(catalogue))} on the validation cases; labeled '
+          "training cases are not scored.</p>"
     )
     header = f"<h1>brats-ssl review: {html.escape(run_name)}</h1>"
     if mode.static:
@@ -124,6 +129,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     config = {
         "case": case_id, "set": kind, "niivue": niivue_url, "volumes": volumes,
         "label_colours": catalogue.label_colours(case_id), "decide_url": decide_url,
+        "uncertainty_floor": round(1 - catalogue.run.config.ssl.tau_start, 4),
         "previous_url": mode.case_href(previous) if previous else None,
         "next_url": mode.case_href(following) if following else None,
     }

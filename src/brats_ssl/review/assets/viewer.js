@@ -57,7 +57,7 @@ function asEntropy(image) {
   // confidence.nii.gz holds c = 1 - H / log C; the heat map shows the normalised entropy H / log C.
   for (let i = 0; i < image.img.length; i++) image.img[i] = 1 - image.img[i];
   image.colormap = "warm";
-  image.cal_min = 0.05;
+  image.cal_min = config.uncertainty_floor; // 1 - τ of stage 1: voxels below it are unlearned there
   image.cal_max = 1.0;
 }
 
@@ -65,6 +65,31 @@ function asHeat(image) {
   image.colormap = "warm";
   image.cal_min = 0.02;
   image.cal_max = Math.max(0.1, image.robust_max ?? 0.1);
+}
+
+let centred = false;
+
+function centreOnLabels(images) {
+  // Put the crosshair on the centre of the first label map's labelled voxels (the tumour).
+  const labels = images.find((image) => image.colormapLabel);
+  if (!labels) return false;
+  const [, nx, ny] = labels.hdr.dims;
+  const sum = [0, 0, 0];
+  let count = 0;
+  labels.img.forEach((value, i) => {
+    if (value === 0) return;
+    sum[0] += i % nx;
+    sum[1] += Math.floor(i / nx) % ny;
+    sum[2] += Math.floor(i / (nx * ny));
+    count++;
+  });
+  if (count) {
+    const voxel = sum.map((s) => s / count);
+    const affine = labels.hdr.affine; // voxel (file order) -> world mm
+    const mm = [0, 1, 2].map((r) => affine[r][0] * voxel[0] + affine[r][1] * voxel[1] + affine[r][2] * voxel[2] + affine[r][3]);
+    nv.scene.crosshairPos = nv.mm2frac(mm);
+  }
+  return true;
 }
 
 let drawing = null;
@@ -112,6 +137,7 @@ async function drawLayers() {
     image.opacity = opacity;
     nv.addVolume(image);
   }
+  if (!centred) centred = centreOnLabels(layers.slice(1).map(([image]) => image));
   nv.updateGLVolume();
   status.textContent = `ready: ${layers.map(([image]) => image.name).join(", ")}`;
   status.dataset.ready = "1";
