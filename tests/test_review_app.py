@@ -138,9 +138,15 @@ def test_static_pages_inline_the_viewer_and_volumes(review_run, tmp_path):
     assert all(f'href="{c}.html"' in index for c in cases) and "http" not in index
     page = (out / f"{split['unlabeled'][0]}.html").read_text()
     config = json.loads(re.search(r'id="review-config">(.*?)</script>', page, re.S).group(1))
-    assert config["niivue"].startswith("data:text/javascript;base64,") and config["decide_url"] is None
+    module = gzip.decompress(base64.b64decode(config["niivue"]["gzip_base64"])).decode()
+    assert "Niivue" in module and config["decide_url"] is None
     flair = base64.b64decode(config["volumes"]["modalities"]["flair"]["data"])
     assert flair == open(f"{split['dataset']}/{split['unlabeled'][0]}/{split['unlabeled'][0]}_flair.nii.gz", "rb").read()
+    confidence = config["volumes"]["sources"][0]["confidence"]
+    inlined = nib.Nifti1Image.from_bytes(gzip.decompress(base64.b64decode(confidence["data"])))
+    served = nib.load(str(review_run / VOLUMES_DIR / split["unlabeled"][0] / confidence["name"]))
+    assert np.allclose(inlined.affine, served.affine)  # rounded to the run's own precision, 1/255
+    assert np.abs(np.asarray(inlined.dataobj) - np.asarray(served.dataobj)).max() <= 0.5 / 255 + 1e-6
     assert not re.search(r'(src|href)="(/|https?:)', page)  # nothing from a server or the internet
     assert (out / f"{split['unlabeled'][0]}.html").stat().st_size < 20 * 2**20
 

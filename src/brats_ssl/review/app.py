@@ -55,7 +55,7 @@ def create_app(run: str | Path, data: str | Path | None = None) -> Starlette:
                                 status_code=404)
         prefix = f"/case/{quote(case_id, safe='')}/volume/"
         volumes = resolve_layers(store.layers(case_id), lambda name: {"url": prefix + name, "name": name})
-        page = case_page(catalogue, case_id, volumes, mode=mode, niivue_url=f"/assets/{NIIVUE_ASSET}",
+        page = case_page(catalogue, case_id, volumes, mode=mode, niivue=f"/assets/{NIIVUE_ASSET}",
                          decision=read_review(catalogue.run.path).get(case_id))
         return HTMLResponse(page, headers=NO_STORE)
 

@@ -54,17 +54,20 @@ class ReviewCatalogue:
     def dataset(self) -> Dataset:
         return self.run.dataset(self._data)
 
-    @cached_property
-    def _ranking(self) -> dict[str, dict]:
-        """The latest round's ranking: the order the next stage is chosen from."""
-        path = self.run.rounds[-1] / "ranking.csv"
-        return {row["case"]: row for row in read_ranking(path)} if path.is_file() else {}
+    # Read afresh on every call: a run may go on training while it is reviewed.
 
-    @cached_property
+    def _ranking(self) -> dict[str, dict]:
+        """The latest ranking (of the last round that has finished one): the next stage's order."""
+        for round_dir in reversed(self.run.rounds):
+            if (round_dir / "ranking.csv").is_file():
+                return {row["case"]: row for row in read_ranking(round_dir / "ranking.csv")}
+        return {}
+
+    @property
     def sets(self) -> dict[str, str]:
         """case → unlabeled | val | labeled, in review order."""
-        split = self.run.split
-        ranked = sorted(split["unlabeled"], key=lambda c: (int(self._ranking.get(c, {}).get("rank", 10**9)), c))
+        split, ranking = self.run.split, self._ranking()
+        ranked = sorted(split["unlabeled"], key=lambda c: (int(ranking.get(c, {}).get("rank", 10**9)), c))
         return {**{c: POOL for c in ranked}, **{c: VAL for c in split["val"]},
                 **{c: LABELED for c in split["labeled"]}}
 
@@ -95,15 +98,14 @@ class ReviewCatalogue:
 
     def rows(self) -> list[dict]:
         """One JSON-ready row per case (``GET /api/cases``)."""
-        review = read_review(self.run.path)
-        dice = self._val_dice()
+        review, dice, ranking = read_review(self.run.path), self._val_dice(), self._ranking()
         rows = []
         for case_id, kind in self.sets.items():
             entry = review.get(case_id, {})
             row: dict = {"case": case_id, "set": kind, "decision": entry.get("decision", "undecided"),
                          "note": entry.get("note", "")}
             if kind == POOL:
-                ranked = self._ranking.get(case_id, {})
+                ranked = ranking.get(case_id, {})
                 row.update({
                     "rank": int(ranked["rank"]) if ranked.get("rank") else None,
                     "stage": int(ranked["stage"]) if ranked.get("stage") else None,
@@ -119,7 +121,7 @@ class ReviewCatalogue:
 
     # --- viewer layers -----------------------------------------------------------------------
 
-    @cached_property
+    @property
     def final_phase(self) -> str | None:
         """The run's final model (summary.json), else its latest phase with val predictions."""
         named = (self.run.summary or {}).get("model")

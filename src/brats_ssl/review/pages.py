@@ -121,13 +121,14 @@ def resolve_layers(layers: dict, ref_of: Callable[[str], dict]) -> dict:
     }
 
 
-def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: PageMode, niivue_url: str,
+def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: PageMode, niivue: str | dict,
               decision: dict | None) -> str:
+    """``niivue``: the module's URL, or ``{"gzip_base64": ...}`` holding it (static pages)."""
     kind = catalogue.require_case(case_id)
     previous, following = catalogue.neighbours(case_id)
     decide_url = None if mode.static or kind != POOL else f"/api/cases/{quote(case_id, safe='')}/decision"
     config = {
-        "case": case_id, "set": kind, "niivue": niivue_url, "volumes": volumes,
+        "case": case_id, "set": kind, "niivue": niivue, "volumes": volumes,
         "label_colours": catalogue.label_colours(case_id), "decide_url": decide_url,
         "uncertainty_floor": round(1 - catalogue.run.config.ssl.tau_start, 4),
         "previous_url": mode.case_href(previous) if previous else None,

@@ -1,6 +1,6 @@
 // brats-ssl review: one case in NiiVue (multiplanar + 3-D render), its layers and the decision.
-// The page holds its configuration as JSON (#review-config): NiiVue's module URL (a server path,
-// or a data: URL in a static page), the volumes (URL, or base64 data in a static page), the
+// The page holds its configuration as JSON (#review-config): NiiVue's module (a server path, or
+// inline in a static page), the volumes (URL, or base64 data in a static page), the
 // labellings to switch between, the label colours and where decisions are posted (none when static).
 
 const config = JSON.parse(document.getElementById("review-config").textContent);
@@ -11,6 +11,15 @@ function volumeUrl(ref) {
   if (ref.url) return ref.url;
   const bytes = Uint8Array.from(atob(ref.data), (c) => c.charCodeAt(0));
   return URL.createObjectURL(new Blob([bytes]));
+}
+
+async function moduleUrl(niivue) {
+  // A server path, or (static page) the gzipped module inline: unpacked into a blob to import.
+  if (typeof niivue === "string") return niivue;
+  const packed = Uint8Array.from(atob(niivue.gzip_base64), (c) => c.charCodeAt(0));
+  const unpacked = new Blob([packed]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const source = await new Response(unpacked).text();
+  return URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
 }
 
 function labelColormap(colours) {
@@ -206,7 +215,7 @@ function bindControls() {
 }
 
 try {
-  const niivue = await import(config.niivue);
+  const niivue = await import(await moduleUrl(config.niivue));
   NVImage = niivue.NVImage;
   nv = new niivue.Niivue({
     backColor: [0, 0, 0, 1],
