@@ -5,6 +5,11 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# NiiVue for `brats-ssl review`: one self-contained file of the npm package at an exact version,
+# its tarball checked against the registry's integrity (see src/brats_ssl/review/niivue.py).
+NIIVUE_VERSION := 0.69.0
+NIIVUE_INTEGRITY := sha512-YMjQvJgD1W2b7DuoxkwlC4VxbrgIePRJ5qyQzXKxi2v2MBVg285P/CIQyg46oDDGDIcaNlbd+MhtO/edMbXJkA==
+NIIVUE := src/brats_ssl/review/vendor/niivue-$(NIIVUE_VERSION).min.js
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 68719476736
 
@@ -19,13 +24,22 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NIIVUE):
+	rm -rf $(@D)/.npm && mkdir -p $(@D)/.npm
+	npm pack --silent --pack-destination $(@D)/.npm @niivue/niivue@$(NIIVUE_VERSION) >/dev/null
+	$(PYTHON) -c 'import base64, hashlib, sys; digest = hashlib.sha512(open(sys.argv[1], "rb").read()).digest(); \
+	    sys.exit(0 if "sha512-" + base64.b64encode(digest).decode() == sys.argv[2] else "NiiVue tarball: integrity mismatch")' \
+	    $(@D)/.npm/niivue-niivue-$(NIIVUE_VERSION).tgz '$(NIIVUE_INTEGRITY)'
+	tar -xzOf $(@D)/.npm/niivue-niivue-$(NIIVUE_VERSION).tgz package/build/index.min.js > $@.part
+	mv $@.part $@ && rm -rf $(@D)/.npm
 
-demo: $(STAMP)
+install: $(STAMP) $(NIIVUE)
+
+demo: $(STAMP) $(NIIVUE)
 	$(BIN)/brats-ssl demo
 
-test: $(STAMP)
+test: $(STAMP) $(NIIVUE)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache src/brats_ssl/review/vendor

@@ -149,3 +149,14 @@ def patch_header(path: Path, **fields) -> Path:
         data[offset:offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
     path.write_bytes(gzip.compress(bytes(data)))
     return path
+
+
+@pytest.fixture(scope="session")
+def review_run(tmp_path_factory) -> Path:
+    """A tiny trained ``--method ours`` run (3 unlabeled cases, 2 stages) shared by the review tests;
+    a test that changes it works on a copy."""
+    from review_helpers import train_tiny_ours
+
+    root = tmp_path_factory.mktemp("review")
+    data = write_dataset(root / "data", "brats2021", n=5, unlabeled=3)
+    return train_tiny_ours(data, root / "run")

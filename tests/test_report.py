@@ -73,14 +73,19 @@ def test_ours_report_has_every_section_and_the_numbers_of_summary_json(ours_run)
         for source in (summary, summary["teacher"]):
             assert f"{source['mean'][region]['dice']:.4f}" in md
             assert f"{source['mean'][region]['hd95']:.2f}" in md
+
+    def reviewed(case: str) -> str:  # a case cell links to its page in `brats-ssl review`
+        return f"[{case}](http://127.0.0.1:8765/case/{case})"
+
     for entry in summary["per_case"]:  # per-case table
-        assert re.search(rf"\| {entry['case']} \|[^\n]*\| {entry['WT']['dice']:.4f} \|", md)
+        assert re.search(rf"\| {re.escape(reviewed(entry['case']))} \|[^\n]*\| {entry['WT']['dice']:.4f} \|", md)
     for stage in json.loads((ours_run / "stages.json").read_text()):
         row = re.search(rf"^\| {stage['stage']} \| {stage['tau']:.2f} \| {stage['members']} \|.*$", md, re.M)
         assert row and row.group(0).rstrip(" |").endswith("yes" if stage["promoted"] else "no")
     for round_name in ("round_0", "round_1"):
         for line in (ours_run / "pseudo" / round_name / "ranking.csv").read_text().splitlines()[1:]:
             rank, case, score, agreement = line.split(",")[:4]
+            case = reviewed(case)
             cells = f"| {rank} | {case} | {agreement} | {score} |" if agreement else f"| {rank} | {case} | {score} |"
             assert cells in md
 

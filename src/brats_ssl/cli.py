@@ -17,6 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from rich.console import Console
 
 from brats_ssl.errors import BadInputError, output_error
+from brats_ssl.review import DEFAULT_HOST, DEFAULT_PORT
 
 app = typer.Typer(
     name="brats-ssl",
@@ -186,6 +187,28 @@ def suggest(
     from brats_ssl.ssl.suggest import suggest_cases
 
     suggest_cases(run, data, top=top, out=out, console=console)
+
+
+@app.command()
+def review(
+    run: Path = typer.Argument(..., help="Run folder trained with --method ours (or self-training)."),
+    data: Optional[Path] = typer.Argument(None, help="The dataset folder (default: the one in the run's split.json)."),
+    host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="Port (0: any free port)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+    static: Optional[Path] = typer.Option(None, "--static", help="Write self-contained HTML pages here instead of serving."),
+) -> None:
+    """Review pseudo-labels and uncertainty in the browser (NiiVue); accept / reject decisions go to
+    RUN/review.json, and a resumed `train` and `pseudolabel` honour them."""
+    if static is not None:
+        from brats_ssl.review.static_site import write_static
+
+        written = write_static(run, static, data, console=console)
+        console.print(f"wrote {len(written) - 1} case pages and {static / 'index.html'}")
+        return
+    from brats_ssl.review.app import serve
+
+    serve(run, data, host=host, port=port, open_browser=not no_browser, console=console)
 
 
 # --- evaluation and reports ------------------------------------------------------------------

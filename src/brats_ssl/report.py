@@ -47,6 +47,7 @@ from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import EVALUATED, HD95_MAX
 from brats_ssl.paths import safe_name
 from brats_ssl.predict import load_run_model
+from brats_ssl.review import case_url
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.labelling import read_ranking
 from brats_ssl.ssl.pseudolabels import PseudoLabel
@@ -343,7 +344,7 @@ def _results_section(run: RunFolder) -> Section:
                 if entry is None:
                     continue
                 cells = [_fmt(entry.get(r, {}).get("dice"), 4) for r in EVALUATED]
-                rows.append([case] + ([name] if several else []) + cells)
+                rows.append([_review_link(run, case)] + ([name] if several else []) + cells)
         blocks.append("Per-case Dice on the validation cases:")
         blocks.append(Table(["case"] + (["model"] if several else []) + [_region_label(r) for r in EVALUATED],
                             rows))
@@ -500,6 +501,19 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
     return _save_figure(figure, out_png)
 
 
+REVIEW_NOTE = ("Case names link to the case's page in `brats-ssl review RUN` (while it runs on the default port): "
+               "pseudo-label and uncertainty in a viewer, and accept / reject decisions the next stage honours.")
+
+
+def _case_link(case: str) -> Link:
+    return Link(case, case_url(case), case_url(case))
+
+
+def _review_link(run: RunFolder, case: str) -> str | Link:
+    """A case linked to its page in ``brats-ssl review`` (a run with pseudo-labels only)."""
+    return _case_link(case) if run.rounds else case
+
+
 def _sequential_colour(index: int, count: int) -> tuple[float, ...]:
     """A colour from a sequential map: early stages dark, late ones light."""
     return matplotlib.colormaps["viridis"](0.15 + 0.7 * index / max(count - 1, 1))
@@ -508,7 +522,7 @@ def _sequential_colour(index: int, count: int) -> tuple[float, ...]:
 def _ranking_table(ranking: list[dict], *, agreement: bool, caption: str) -> Table:
     headers = ["rank", "case"] + (["agreement"] if agreement else []) + ["score", "NCR (ml)", "ED (ml)",
                                                                          "ET (ml)", "stage"]
-    rows = [[r["rank"], r["case"]] + ([r.get("agreement") or "-"] if agreement else [])
+    rows = [[r["rank"], _case_link(r["case"])] + ([r.get("agreement") or "-"] if agreement else [])
             + [r["score"], r["NCR_ml"], r["ED_ml"], r["ET_ml"], r["stage"]] for r in ranking]
     return Table(headers, rows, caption=caption)
 
@@ -538,6 +552,7 @@ def _pool_section(run: RunFolder) -> Section | None:
         blocks.append(_ranking_table(last_ranking, agreement=True, caption=(
             f"Order after stage {k}'s refinement ({last.name}): ranked by teacher–student agreement "
             "(scan-level Dice of their pseudo-labels).")))
+    blocks.append(REVIEW_NOTE)
     return Section("Unlabeled pool", blocks)
 
 

@@ -31,6 +31,7 @@ from brats_ssl.ssl.labelling import (
 from brats_ssl.ssl.losses import DualLoss
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
+from brats_ssl.ssl.review_decisions import stage_members_after_review
 
 
 def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
@@ -89,8 +90,11 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
                         rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
         pools = [Pool(ctx.labeled_items(), n_labeled, LABELED)]
         members: list[str] = []
+        review = None
         if unlabeled:
-            members = stage_members([r.case for r in ranking], k, s.stages, curriculum=s.curriculum)
+            ranked = [r.case for r in ranking]
+            members, review = stage_members_after_review(
+                ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum))
             pools.append(pseudo_pool(ctx, current, members, n_pseudo))
         student = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
                               **stage_start(ctx, k, best.name))
@@ -100,6 +104,8 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
         row = {"stage": k, "tau": tau, "members": len(members), "student_score": student.score,
                "student_val": summary_score(student.summary), "teacher": best.name, "teacher_score": best.score,
                "teacher_val": summary_score(best.summary), "chosen_on": ctx.chooser_name}
+        if review is not None:  # a person's decisions changed who is in this stage (review.json)
+            row["review"] = {"accepted": review["accepted"], "rejected": review["rejected"]}
         if unlabeled and s.refinement and k < s.stages:
             student_labels = label_pool(ctx, student.model, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
                                         mc=mc, tta=cfg.inference.tta, description="student MC")
