@@ -144,9 +144,10 @@ def preset(name: str) -> Config:
             # Five levels starting at 8 channels: 0.6 s per step here, 3x faster than [16, 32, 64, 128]
             # at the same 2 M parameters (full-resolution convs dominate on CPU; bench/bench_network.py).
             model=ModelConfig(features=[8, 16, 32, 64, 128], dropout=0.1),
-            train=TrainConfig(steps=1500, batch_size=2, patch_size=[64, 64, 64], val_every=250),
+            # Teacher 600 steps, student 4 × 250: where the real-data curves plateau (BENCHMARKS §6, §8).
+            train=TrainConfig(steps=600, batch_size=2, patch_size=[64, 64, 64], val_every=100),
             inference=InferenceConfig(overlap=0.25, sw_batch_size=2, mc_samples=8),
-            ssl=SSLConfig(stages=4, stage_steps=500),
+            ssl=SSLConfig(stages=4, stage_steps=250),
         )
     if name == "gpu":
         return Config(
