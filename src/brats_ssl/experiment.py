@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import _site_interleaved, make_split, save_split
 from brats_ssl.errors import BadInputError
@@ -72,6 +72,7 @@ def _row(method, fraction, seed, split, run_dir, seconds, summary, note="") -> d
     return row
 
 
+@folder_lock.locks("out")
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
                    val: float, preset: str, steps: int | None, overrides: list[str], console=None) -> Path:
     from brats_ssl.config import METHODS, TEACHER_METHODS

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
@@ -157,7 +157,7 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
     from brats_ssl.ssl.methods import run_method
 
     summary_path = request.run_dir / "summary.json"
-    with distributed.session(resolve_device(request.device)):
+    with distributed.session(resolve_device(request.device)), folder_lock.hold(request.run_dir, console=console):
         console = distributed.quiet_unless_main(console)
         if summary_path.exists() and (request.run_dir / "config.yaml").exists():
             resolve_config(request)  # still refuse a command that asks for other settings

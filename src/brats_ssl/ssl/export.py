@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, restore_labels, restore_map, restore_probabilities
@@ -18,6 +18,7 @@ from brats_ssl.ssl.labelling import case_folder
 from brats_ssl.ssl.pseudolabels import PseudoLabel, dequantise_confidence
 
 
+@folder_lock.locks("out")
 def export_pseudolabels(run: Path, data: Path, out: Path, *, console=None) -> list[Path]:
     from brats_ssl.data.validate import require_valid
 
