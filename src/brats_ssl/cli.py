@@ -100,9 +100,10 @@ def train(
     data: Path = typer.Argument(..., help="Dataset folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (created; an existing one is resumed)."),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split.json from `brats-ssl split`."),
-    method: str = typer.Option("ours", "--method", help=(
-        "ours | supervised | self-training | mean-teacher | ua-mt | ours-control (ours' teacher and stages on "
-        "the labeled cases alone: the control for what the unlabeled scans add).")),
+    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=(
+        "ours (the default of a new run; a resumed run keeps its own) | supervised | self-training | mean-teacher | "
+        "ua-mt | ours-control (ours' teacher and stages on the labeled cases alone: the control for what the "
+        "unlabeled scans add).")),
     preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="transaspp_unet | unet | segresnet | swinunetr."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (teacher, and per student stage)."),
