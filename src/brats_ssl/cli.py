@@ -130,8 +130,9 @@ def train(
     console.print(f"summary: {out / 'summary.json'}")
     if summary is not None:
         from brats_ssl.metrics import print_summary_table
+        from brats_ssl.summary_columns import table_columns
 
-        print_summary_table(summary, console=console)
+        print_summary_table(table_columns(summary), console=console)
 
 
 @app.command()
