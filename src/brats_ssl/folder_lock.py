@@ -295,16 +295,19 @@ def hold(folder: str | Path, *, console: Any = None) -> Iterator[None]:
         with FolderLock(folder, console=console):
             yield
         return
-    lock, problem = None, None
+    lock, failure, problem = None, None, None
     if distributed.is_main():
         try:
             lock = FolderLock(folder, console=console).acquire()
-        except BadInputError as error:
-            problem = (type(error).__name__, str(error))
+        except Exception as error:  # noqa: BLE001 - every rank must learn of it, or they wait at a barrier
+            failure, problem = error, (type(error).__name__, str(error))
     problem = distributed.broadcast_object(problem)
+    if failure is not None:
+        raise failure
     if problem is not None:
         kind, message = problem
-        raise (FolderBusyError if kind == FolderBusyError.__name__ else BadInputError)(message)
+        kinds = {"FolderBusyError": FolderBusyError, "OutputError": BadInputError, "BadInputError": BadInputError}
+        raise kinds.get(kind, RuntimeError)(f"{message} (rank 0 could not lock the folder)")
     try:
         yield
     finally:
