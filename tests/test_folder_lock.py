@@ -192,7 +192,10 @@ def test_two_train_launches_on_one_folder_leave_one_clean_run(tmp_path, tiny_dat
                              preexec_fn=umask_022)
     try:
         deadline = time.monotonic() + 120
-        while not (run / LOCK_NAME).exists() or json.loads((run / LOCK_NAME).read_text() or "{}").get("pid") != first.pid:
+        def holder_pid():
+            return json.loads((run / LOCK_NAME).read_text() or "{}").get("pid") if (run / LOCK_NAME).exists() else None
+
+        while holder_pid() != first.pid:
             assert time.monotonic() < deadline and first.poll() is None, first.stdout.read() if first.poll() else ""
             time.sleep(0.05)
         second = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=umask_022)

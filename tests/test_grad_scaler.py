@@ -29,7 +29,10 @@ def test_a_scaler_only_for_fp16(monkeypatch):
 @pytest.mark.parametrize("native_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
 def test_auto_on_cuda_takes_bf16_only_where_it_is_native(monkeypatch, native_bf16, expected):
     # A T4 / V100 answers True to the default check (bf16 emulated, slowly); only native bf16 counts.
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native_bf16 or including_emulation)
+    def is_bf16_supported(including_emulation=True):
+        return native_bf16 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
     assert device_lib.autocast_dtype(torch.device("cuda"), "auto") is expected
 
 

@@ -105,7 +105,8 @@ def test_review_decisions_come_before_the_threshold(tiny_run, tmp_path, capsys):
     root, data, run = tiny_run
     rows = ranking(run)
     top, bottom = rows[0]["case"], rows[-1]["case"]
-    review = {top: {"decision": "reject", "note": "", "time": "x"}, bottom: {"decision": "accept", "note": "", "time": "x"}}
+    review = {top: {"decision": "reject", "note": "", "time": "x"},
+              bottom: {"decision": "accept", "note": "", "time": "x"}}
     (run / "review.json").write_text(json.dumps(review))
     try:
         code, output = run_cli_output(["pseudolabel", run, data, "-o", tmp_path, "--format", "nnunet",
@@ -160,7 +161,8 @@ def test_nnunet_verifies_the_export(tiny_run, tmp_path, capsys):
     result = _fingerprint(raw, 9, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "verify_dataset_integrity Done" in result.stdout
-    fingerprint = json.loads((tmp_path / "preprocessed" / "Dataset009_BraTSSSL" / "dataset_fingerprint.json").read_text())
+    fingerprint_file = tmp_path / "preprocessed" / "Dataset009_BraTSSSL" / "dataset_fingerprint.json"
+    fingerprint = json.loads(fingerprint_file.read_text())
     assert len(fingerprint["shapes_after_crop"]) == 7  # 3 with ground truth + 4 pseudo-labeled
 
     # The check is real: a label value nnU-Net was not told about fails it.

@@ -158,8 +158,8 @@ class FolderLock:
             self.outer = _held[key]
             self.outer.depth += 1
             return self
+        self._make_folder()  # an OSError names the folder; the command line maps it (read-only, full disk)
         try:
-            self._make_folder()
             self._lock()
         except OSError as error:
             self._remove_created()

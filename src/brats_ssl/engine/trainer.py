@@ -1,10 +1,11 @@
 """The one training loop. Methods plug in a loss function and hooks; nothing is subclassed.
 
-The loop owns what every method shares: optimizer and schedule, mixed precision and memory
-format (fp16 with a gradient scaler, whose state is checkpointed), gradient clipping, periodic validation, best/last checkpoints (resumable at the exact
-step, with the same result as an uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a
-progress bar. A method supplies ``loss_fn(model, batch, step) -> (loss, logs)`` and optional
-hooks (e.g. an EMA teacher update) whose state is checkpointed with the model.
+The loop owns what every method shares: optimizer and schedule, mixed precision (fp16 through a
+gradient scaler, whose state is checkpointed) and memory format, gradient clipping, periodic
+validation, best/last checkpoints (resumable at the exact step, with the same result as an
+uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a progress bar. A method supplies
+``loss_fn(model, batch, step) -> (loss, logs)`` and optional hooks (e.g. an EMA teacher update)
+whose state is checkpointed with the model.
 
 Under ``torchrun`` every rank runs this loop on its slice of each global batch, through
 DistributedDataParallel: gradients are averaged, so weights (and the state of hooks that follow

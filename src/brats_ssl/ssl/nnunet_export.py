@@ -91,9 +91,11 @@ def image_confidence(round_dir: Path) -> dict[str, dict]:
 
     path = round_dir / "ranking.csv"
     if not path.is_file():
-        raise BadInputError(f"file {path}: missing; the run's pseudo-labels have no ranking (re-run `brats-ssl train`)")
+        raise BadInputError(f"file {path}: missing; the run's pseudo-labels have no ranking "
+                            "(re-run `brats-ssl train`)")
     try:
-        return {row["case"]: {"rank": int(row["rank"]), "confidence": float(row["score"])} for row in read_ranking(path)}
+        rows = read_ranking(path)
+        return {row["case"]: {"rank": int(row["rank"]), "confidence": float(row["score"])} for row in rows}
     except (KeyError, ValueError) as error:
         raise BadInputError(f"file {path}: not a brats-ssl ranking ({error})") from error
 
