@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 NIIVUE_VERSION := 0.69.0
 NIIVUE_INTEGRITY := sha512-YMjQvJgD1W2b7DuoxkwlC4VxbrgIePRJ5qyQzXKxi2v2MBVg285P/CIQyg46oDDGDIcaNlbd+MhtO/edMbXJkA==
 NIIVUE := src/brats_ssl/review/vendor/niivue-$(NIIVUE_VERSION).min.js
+NNUNET_STAMP := $(VENV)/.installed-nnunet
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 68719476736
 
-.PHONY: demo test install clean
+.PHONY: demo test install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +34,22 @@ $(NIIVUE):
 	tar -xzOf $(@D)/.npm/niivue-niivue-$(NIIVUE_VERSION).tgz package/build/index.min.js > $@.part
 	mv $@.part $@ && rm -rf $(@D)/.npm
 
+# The tests also check nnU-Net exports with nnU-Net itself (the `nnunet` extra, ~1 GB). Its timm
+# dependency pulls torchvision, whose newest release would swap torch for a multi-GB CUDA build: the
+# constraint holds torch at the build installed above (the matching torchvision installs, unused).
+$(NNUNET_STAMP): $(STAMP)
+	$(BIN)/python -c 'import torch; print("torch==" + torch.__version__)' > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[test,nnunet]"
+	touch $(NNUNET_STAMP)
+
 install: $(STAMP) $(NIIVUE)
+
+install-test: $(NNUNET_STAMP) $(NIIVUE)
 
 demo: $(STAMP) $(NIIVUE)
 	$(BIN)/brats-ssl demo
 
-test: $(STAMP) $(NIIVUE)
+test: $(NNUNET_STAMP) $(NIIVUE)
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -3,6 +3,10 @@
 A crash leaves either the old file or the new one, never half of one. Every file the project
 writes goes through here. A disk-full, read-only or forbidden output raises
 :class:`~brats_ssl.errors.OutputError` naming the file (exit code 2), and no temporary file is left.
+
+Modes honour the umask like any other tool (files 0644 and folders 0755 under umask 022, 0600 and
+0700 under 077): ``mkstemp`` / ``mkdtemp`` create their temporaries private (0600 / 0700) whatever
+the umask, so the mode is set before the rename makes them visible.
 """
 
 from __future__ import annotations
@@ -18,6 +22,30 @@ from typing import Any, Callable, Iterator
 from brats_ssl.errors import output_error
 
 TMP_MARK = ".tmp"  # every temporary name is ".<name>.<random>.tmp[<suffix>]"
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``);
+    elsewhere set and restored at once (os.umask has no read-only form)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def folder_mode() -> int:
+    """The mode a new folder gets from ``mkdir``: 0777 less the umask."""
+    return 0o777 & ~current_umask()
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -67,6 +95,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         tmp = Path(tmp_name)
         try:
             yield tmp
+            os.chmod(tmp, file_mode())  # after the writer, which may have made the file anew
             _fsync_file(tmp)
             os.replace(tmp, path)
             _fsync_folder(path.parent)
@@ -89,6 +118,7 @@ def atomic_folder(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_MARK, dir=path.parent))
         try:
+            os.chmod(tmp, folder_mode())  # mkdtemp's 0700 would make the folder private
             yield tmp
             for item in tmp.rglob("*"):
                 if item.is_file():

@@ -7,6 +7,7 @@ the commands so ``--help`` stays instant.
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -106,9 +107,10 @@ def train(
     data: Path = typer.Argument(..., help="Dataset folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (created; an existing one is resumed)."),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split.json from `brats-ssl split`."),
-    method: str = typer.Option("ours", "--method", help=(
-        "ours | supervised | self-training | mean-teacher | ua-mt | ours-control (ours' teacher and stages on "
-        "the labeled cases alone: the control for what the unlabeled scans add).")),
+    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=(
+        "ours (the default of a new run; a resumed run keeps its own) | supervised | self-training | mean-teacher | "
+        "ua-mt | ours-control (ours' teacher and stages on the labeled cases alone: the control for what the "
+        "unlabeled scans add).")),
     preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="transaspp_unet | unet | segresnet | swinunetr."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (teacher, and per student stage)."),
@@ -135,8 +137,9 @@ def train(
     console.print(f"summary: {out / 'summary.json'}")
     if summary is not None:
         from brats_ssl.metrics import print_summary_table
+        from brats_ssl.summary_columns import table_columns
 
-        print_summary_table(summary, console=console)
+        print_summary_table(table_columns(summary), console=console)
 
 
 @app.command()
@@ -168,8 +171,33 @@ def pseudolabel(
     data: Path = typer.Argument(..., help="The dataset folder the run was trained on."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Skip the run's post-processing rule."),
+    format: str = typer.Option("nifti", "--format", help=(
+        "nifti: per-case pseudo-label, confidence and uncertainty maps for review; nnunet: an nnU-Net v2 raw "
+        "dataset OUT/DatasetNNN_NAME with the ground truth and the confident pseudo-labels.")),
+    dataset_id: Optional[int] = typer.Option(None, "--dataset-id", help="nnunet: the dataset id N (1-999)."),
+    name: str = typer.Option("BraTSSSL", "--name", help="nnunet: the dataset name (DatasetNNN_NAME)."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence", help=(
+        "nnunet: keep unlabeled cases whose image-level confidence (the run's latest ranking.csv) is at least "
+        "this; cases accepted in `brats-ssl review` are kept and rejected ones left out whatever it is.")),
+    include_val: bool = typer.Option(True, "--include-val/--no-val", help=(
+        "nnunet: also export the run's validation cases with their ground truth (--no-val keeps them out, "
+        "to compare nnU-Net with the run on them).")),
 ) -> None:
-    """Export pseudo-labels, probabilistic masks and uncertainty maps as NIfTI for review in 3D Slicer."""
+    """Export pseudo-labels: NIfTI maps for review in 3D Slicer, or an nnU-Net v2 raw dataset."""
+    if format == "nnunet":
+        from brats_ssl.ssl.nnunet_export import SIDECAR, export_nnunet
+
+        if dataset_id is None:
+            raise BadInputError("--format nnunet needs --dataset-id N (the nnU-Net dataset id, 1-999)")
+        target = export_nnunet(run, data, out, dataset_id=dataset_id, name=name, min_confidence=min_confidence,
+                               include_val=include_val, postprocess=not no_postprocess, console=console)
+        sidecar = json.loads((target / SIDECAR).read_text())
+        console.print(f"wrote nnU-Net dataset {target}: {len(sidecar['ground_truth'])} case(s) with ground truth, "
+                      f"{len(sidecar['pseudo_labeled'])} pseudo-labeled, {len(sidecar['left_out'])} left out "
+                      f"(see {target / SIDECAR})")
+        return
+    if format != "nifti":
+        raise BadInputError(f"--format {format!r}: expected nifti or nnunet")
     from brats_ssl.ssl.export import export_pseudolabels
 
     written = export_pseudolabels(run, data, out, postprocess=not no_postprocess, console=console)

@@ -29,6 +29,7 @@ def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> dict
     from brats_ssl.metrics import print_summary_table
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.report import write_report
+    from brats_ssl.summary_columns import table_columns
 
     out = Path(out)
     data, run = out / "data", out / "run"
@@ -49,7 +50,7 @@ def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> dict
                                         preset="tiny", seed=seed, overrides=list(DEMO_OVERRIDES)), console=console)
     report = write_report(run, console=console)
     if console is not None:
-        print_summary_table({"teacher": summary["teacher"], "student": summary["student"]}, console=console)
+        print_summary_table(table_columns(summary), console=console)
         console.print(f"final model: {summary['model']}; report: {report}")
         console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return summary

@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.folds import fold_splits
 from brats_ssl.data.split import load_split, save_split
@@ -83,6 +83,7 @@ def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int
     return path, made[fraction]
 
 
+@folder_lock.locks("out")
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
                    val: float, preset: str, steps: int | None, overrides: list[str], folds: int = 1,
                    selection: int = 2, references: list[str] | None = None, console=None) -> Path:

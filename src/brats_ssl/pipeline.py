@@ -10,13 +10,14 @@ all fail alike on bad input), rank 0 alone creates the run folder, and only rank
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
@@ -26,13 +27,19 @@ from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
 
 
+DEFAULT_METHOD = "ours"  # of a new run given no --method (nor a method in its --config file)
+
+
 @dataclass
 class TrainRequest:
+    """What a ``train`` command asks for. ``None`` / defaults mean "not given": a new run takes the
+    preset's value, a resumed run its own saved one."""
+
     data: Path
     run_dir: Path
     split_file: Path | None = None
-    method: str = "ours"
-    preset: str = "auto"
+    method: str | None = None
+    preset: str = "auto"  # "auto" is no choice: a resumed run keeps the preset it was made with
     model: str | None = None
     steps: int | None = None
     seed: int | None = None
@@ -46,12 +53,13 @@ class TrainRequest:
     device: str = "auto"
 
 
-def requested_config(request: TrainRequest, base: config_lib.Config | None = None) -> config_lib.Config:
-    """The configuration a request asks for, on top of a preset (or ``base``)."""
-    config = base if base is not None else config_lib.preset(request.preset)
+def apply_explicit(config: config_lib.Config, request: TrainRequest) -> config_lib.Config:
+    """``config`` with the settings the request names explicitly: a --config file's values, then
+    the options given on the command line, then each --set."""
     if request.config_file is not None:
         config = config_lib.load(request.config_file, base=config)
-    config.method = request.method
+    if request.method is not None:
+        config.method = request.method
     if request.model:
         config.model.name = request.model
     if request.steps is not None:
@@ -61,12 +69,20 @@ def requested_config(request: TrainRequest, base: config_lib.Config | None = Non
         config.seed = request.seed
     if request.unlearn is not None:
         config.ssl.unlearn = request.unlearn
+    # --no-curriculum / --no-refinement / --no-uncertainty-weighting switch off; their absence keeps
     config.ssl.curriculum = config.ssl.curriculum and request.curriculum
     config.ssl.refinement = config.ssl.refinement and request.refinement
     config.ssl.uncertainty_weighting = config.ssl.uncertainty_weighting and request.uncertainty_weighting
     config_lib.apply_overrides(config, request.overrides)
     config_lib.validate(config)
     return config
+
+
+def requested_config(request: TrainRequest, base: config_lib.Config | None = None) -> config_lib.Config:
+    """The configuration of a new run: the preset (or ``base``) with what the request names."""
+    config = base if base is not None else config_lib.preset(request.preset)
+    config.method = DEFAULT_METHOD if base is None else config.method
+    return apply_explicit(config, request)
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -81,17 +97,24 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def resolve_config(request: TrainRequest) -> config_lib.Config:
+    """A new run's configuration, or a resumed run's own ``config.yaml``.
+
+    A resumed run keeps its saved settings, so a preset default changed by a newer version does not
+    stop old runs from resuming. Only a setting the command names explicitly (an option, a --set, a
+    --config file value, a preset other than ``auto``) that differs from the saved one is refused.
+    """
     saved_path = request.run_dir / "config.yaml"
     if not saved_path.exists():
         return requested_config(request)
     saved = config_lib.load(saved_path, saved_run=True)
-    asked = requested_config(request, base=config_lib.preset(saved.preset))
-    asked.data.cache_dir = saved.data.cache_dir
+    asked = apply_explicit(copy.deepcopy(saved), request)
     differences = _differences(saved, asked)
+    if request.preset not in ("auto", saved.preset):
+        differences.insert(0, f"preset: run has {saved.preset!r}, command asks {request.preset!r}")
     if differences:
         raise BadInputError(
-            f"folder {request.run_dir}: an existing run with other settings; resume it with the same "
-            "options or choose a new --out. Differences: " + "; ".join(differences[:8])
+            f"folder {request.run_dir}: an existing run with other settings; resume it without them (a resumed "
+            "run keeps its config.yaml) or choose a new --out. Differences: " + "; ".join(differences[:8])
         )
     return saved
 
@@ -158,7 +181,7 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
     from brats_ssl.ssl.methods import run_method
 
     summary_path = request.run_dir / "summary.json"
-    with distributed.session(resolve_device(request.device)):
+    with distributed.session(resolve_device(request.device)), folder_lock.hold(request.run_dir, console=console):
         console = distributed.quiet_unless_main(console)
         if summary_path.exists() and (request.run_dir / "config.yaml").exists():
             resolve_config(request)  # still refuse a command that asks for other settings

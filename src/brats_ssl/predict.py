@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_case, write_float_map, write_label_map
@@ -122,7 +122,7 @@ def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool =
     from brats_ssl.data.validate import require_valid
 
     run, out = Path(run), Path(out)
-    with distributed.session(resolve_device(device)) as torch_device:
+    with distributed.session(resolve_device(device)) as torch_device, folder_lock.hold(out, console=console):
         console = distributed.quiet_unless_main(console)
         config, model = load_run_model(run, checkpoint, torch_device)
         cases = [c.without_seg() for c in open_dataset(data).cases]  # labels are not needed to predict

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import shutil
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -187,3 +188,19 @@ def write_float_map(case: CaseRef, values: np.ndarray, out_path: str | Path) -> 
     header.set_slope_inter(1, 0)
     image = nib.Nifti1Image(data, reference.affine, header)
     return atomic.write_with(out_path, lambda tmp: nib.save(image, str(tmp)))
+
+
+def write_channel(ref: ImageRef, out_path: str | Path, case_id: str | None = None) -> Path:
+    """One modality as a 3-D ``.nii.gz`` of its own (an nnU-Net channel file): a ``.nii.gz`` copied
+    byte for byte; a volume of a 4-D file (MSD) or an uncompressed ``.nii`` written with the same
+    affine and header."""
+    if ref.volume is None and ref.path.name.endswith(".nii.gz"):
+        return atomic.write_with(out_path, lambda tmp: shutil.copyfile(ref.path, tmp))
+    image = load_nifti(ref.path, case_id)
+    data = read_array(image, ref.path, case_id, ref.volume, dtype=None)
+    header = image.header.copy()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(data.dtype)
+    header.set_slope_inter(1, 0)
+    volume = nib.Nifti1Image(data, image.affine, header)
+    return atomic.write_with(out_path, lambda tmp: nib.save(volume, str(tmp)))

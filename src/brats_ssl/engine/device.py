@@ -30,8 +30,8 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """``auto``: bf16 on GPUs that support it (fp16 otherwise) and on CPUs with native bf16
-    kernels; fp32 on other CPUs."""
+    """``auto``: bf16 on GPUs with native bf16 (compute capability 8.0+, ROCm), fp16 with a
+    gradient scaler on older ones (T4, V100); on CPUs bf16 with native bf16 kernels, else fp32."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -39,8 +39,18 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision == "fp16":
         return torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Not the emulated bf16 that torch's default check also accepts on a T4 or V100: it runs slowly.
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """A gradient scaler when training runs in fp16, whose narrow range flushes small gradients
+    to zero without one; None for bf16 and fp32, which keep fp32's range."""
+    if autocast_dtype(device, precision) is not torch.float16:
+        return None
+    return torch.amp.GradScaler(device.type)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -1,10 +1,11 @@
 """The one training loop. Methods plug in a loss function and hooks; nothing is subclassed.
 
-The loop owns what every method shares: optimizer and schedule, mixed precision and memory
-format, gradient clipping, periodic validation, best/last checkpoints (resumable at the exact
-step, with the same result as an uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a
-progress bar. A method supplies ``loss_fn(model, batch, step) -> (loss, logs)`` and optional
-hooks (e.g. an EMA teacher update) whose state is checkpointed with the model.
+The loop owns what every method shares: optimizer and schedule, mixed precision (fp16 through a
+gradient scaler, whose state is checkpointed) and memory format, gradient clipping, periodic
+validation, best/last checkpoints (resumable at the exact step, with the same result as an
+uninterrupted run), ``metrics.jsonl``, ``progress.png`` and a progress bar. A method supplies
+``loss_fn(model, batch, step) -> (loss, logs)`` and optional hooks (e.g. an EMA teacher update)
+whose state is checkpointed with the model.
 
 Under ``torchrun`` every rank runs this loop on its slice of each global batch, through
 DistributedDataParallel: gradients are averaged, so weights (and the state of hooks that follow
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
@@ -28,7 +30,7 @@ from brats_ssl import atomic
 from brats_ssl.config import TrainConfig
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_checkpoint, save_checkpoint
-from brats_ssl.engine.device import autocast, to_memory_format
+from brats_ssl.engine.device import autocast, grad_scaler, to_memory_format
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], tuple[torch.Tensor, dict[str, float]]]
 Validator = Callable[[nn.Module], dict[str, float]]
@@ -134,6 +136,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = group["initial_lr"] = config.lr
         self.scheduler = build_scheduler(self.optimizer, config, steps, window=schedule_window)
+        self.scaler = grad_scaler(device, config.precision)  # fp16 only
+        if self.scaler is not None:  # the schedule follows steps, also the few the scaler skips
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         self.step = 0
         self.best_score = -math.inf
         self.best_step = -1
@@ -160,6 +165,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "step": self.step,
             "best_score": self.best_score,
             "best_step": self.best_step,
@@ -175,6 +181,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score = float(state["best_score"])
         self.best_step = int(state["best_step"])
@@ -258,12 +266,22 @@ class Trainer:
         with autocast(self.device, self.config.precision):
             loss, logs = self.loss_fn(train_model, batch, step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self._clip()
+            self.optimizer.step()
+        else:  # fp16: scaled loss; clip the true gradients; a step with inf/NaN is skipped, the scale lowered
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.scheduler.step()
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+
+    def _clip(self) -> None:
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
 
     def _validate(self) -> None:
         self.model.eval()

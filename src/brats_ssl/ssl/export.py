@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_ssl import atomic
+from brats_ssl import atomic, folder_lock
 from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.dataset import CaseRef
@@ -43,6 +43,7 @@ def export_case(case: CaseRef, meta: PreprocessMeta, pseudo: PseudoLabel, target
     return target
 
 
+@folder_lock.locks("out")
 def export_pseudolabels(run: Path, data: Path, out: Path, *, postprocess: bool = True, console=None) -> list[Path]:
     """Every unlabeled case but those rejected in ``brats-ssl review`` (RUN/review.json)."""
     from brats_ssl.data.validate import require_valid
