@@ -23,6 +23,8 @@ def test_label_like_maps_stay_aligned_voxel_for_voxel_with_the_label():
         inside = out["absent"] > 0  # zero padding from rotations sets all three maps to 0 together
         assert np.array_equal(out["absent"][inside], (1 << out["label"][inside]).astype(np.uint8))
         assert set(np.unique(out["label"]).tolist()) <= {0, 1, 2, 3}
+        # the image moved with its maps: its intensity still encodes the (moved) label
+        assert np.corrcoef(out["image"][0].ravel(), out["label"].ravel())[0, 1] > 0.9
         moved += not np.array_equal(out["label"], patch["label"])
     assert moved > 20  # flips with p = 0.5 per axis: most patches change
 
