@@ -35,10 +35,10 @@ from rich.table import Table
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import LABELS, NUM_CLASSES, REGIONS
-from brats_ssl.data.dataset import NIFTI_SUFFIXES, CaseRef, open_dataset
+from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_nifti, read_seg
 from brats_ssl.errors import BadInputError, case_message
-from brats_ssl.paths import safe_name
+from brats_ssl.paths import find_nifti, nifti_stem, safe_name
 
 # The diagonal of a 240 x 240 x 155 volume at 1 mm, sqrt(240² + 240² + 155²) = 373.13 mm: the
 # largest distance inside a BraTS scan, which BraTS assigns when one of the two masks is empty.
@@ -202,17 +202,9 @@ def _prediction_path(pred_dir: Path, case_id: str) -> Path | None:
     """``<case>.nii.gz`` (or ``.nii``), or the file-safe name ``brats-ssl predict`` gives an id
     with unusual characters (:func:`brats_ssl.paths.safe_name`)."""
     for stem in dict.fromkeys((case_id, safe_name(case_id))):
-        for suffix in NIFTI_SUFFIXES:
-            candidate = pred_dir / f"{stem}{suffix}"
-            if candidate.exists() or candidate.is_symlink():
-                return candidate
-    return None
-
-
-def _nifti_stem(name: str) -> str | None:
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
+        found = find_nifti(pred_dir, stem)
+        if found is not None:
+            return found
     return None
 
 
@@ -271,7 +263,7 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     known = set(pred_paths) | {safe_name(case_id) for case_id in pred_paths}
     unmatched = sorted(
         p.name for p in pred_dir.iterdir()
-        if not p.name.startswith(".") and (stem := _nifti_stem(p.name)) is not None and stem not in known
+        if not p.name.startswith(".") and (stem := nifti_stem(p.name)) is not None and stem not in known
     )
     if unmatched:
         console.print(

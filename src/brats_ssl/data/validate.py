@@ -33,7 +33,7 @@ from rich.text import Text
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import CLASS_NAMES, MODALITIES
-from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, open_dataset
+from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, duplicate_id_problems, open_dataset
 from brats_ssl.data.io import float32_overflow
 from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.errors import BadInputError, case_message
@@ -418,17 +418,6 @@ def _attach(reports: list[CaseReport], problems: list[str]) -> None:
                 report.problems.append(problem)
 
 
-def _duplicate_problems(cases: list[CaseRef]) -> list[str]:
-    seen: dict[str, CaseRef] = {}
-    problems = []
-    for case in cases:
-        if case.case_id in seen:
-            problems.append(f"case {case.case_id}: duplicate case id "
-                            f"({seen[case.case_id].reference_path.parent} and {case.reference_path.parent})")
-        seen[case.case_id] = case
-    return problems
-
-
 def validate_dataset(dataset: Dataset, *, progress: bool = True, cache: bool = True,
                      console: Console | None = None) -> list[CaseReport]:
     """One report per case, in dataset order, with dataset-level problems attached."""
@@ -454,7 +443,7 @@ def require_valid(cases: list[CaseRef], *, progress: bool = False, cache: bool =
     """Raise :class:`BadInputError` listing the problems when any case is unusable or cannot
     fit in memory."""
     reports = _validate_all(cases, progress=progress, cache=cache)
-    _attach(reports, _duplicate_problems(cases))
+    _attach(reports, duplicate_id_problems(cases))
     _attach(reports, _memory_problems(reports))
     problems = [p for r in reports for p in r.problems]
     if not problems:
