@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from brats_ssl import atomic
@@ -39,6 +38,7 @@ from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_nifti, read_seg
 from brats_ssl.errors import BadInputError, case_message
 from brats_ssl.paths import find_nifti, nifti_stem, safe_name
+from brats_ssl.progress import make_progress, stderr_console
 
 # The diagonal of a 240 x 240 x 155 volume at 1 mm, sqrt(240² + 240² + 155²) = 373.13 mm: the
 # largest distance inside a BraTS scan, which BraTS assigns when one of the two masks is empty.
@@ -245,7 +245,7 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     prediction, or one whose shape differs from its GT.
     """
     pred_dir, gt_root, out_json = Path(pred_dir), Path(gt_root), Path(out_json)
-    console = console if console is not None else Console(stderr=True, highlight=False)
+    console = console if console is not None else stderr_console()
     if not pred_dir.is_dir():
         raise BadInputError(f"folder {pred_dir}: prediction folder does not exist or is not a folder")
     dataset = open_dataset(gt_root)
@@ -271,9 +271,8 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
             f"{gt_root} and are ignored: {', '.join(unmatched[:10])}{' ...' if len(unmatched) > 10 else ''}"
         )
 
-    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("cases", total=len(labeled))
+    with make_progress(console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(labeled), info="")
         pairs = (_load_pair(case, pred_paths[case.case_id]) for case in labeled)  # type: ignore[arg-type]
         summary = evaluate_cases(pairs, on_case=lambda _: progress.advance(task))
     if unmatched:

@@ -27,7 +27,6 @@ import nibabel as nib
 import numpy as np
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +36,7 @@ from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, duplicate_id_prob
 from brats_ssl.data.io import float32_overflow
 from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.errors import BadInputError, case_message
+from brats_ssl.progress import make_progress
 from brats_ssl.resources import available_memory, require_memory
 
 AFFINE_TOLERANCE_MM = 1e-3
@@ -390,20 +390,15 @@ def validate_case(case: CaseRef, *, cache: bool = True) -> CaseReport:
 
 # --- whole datasets ----------------------------------------------------------------------------
 
-def _progress(console: Console | None) -> Progress:
-    return Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=console, transient=True)
-
-
 def _validate_all(cases: list[CaseRef], *, progress: bool, cache: bool,
                   console: Console | None = None) -> list[CaseReport]:
     if not progress:
         return [validate_case(case, cache=cache) for case in cases]
     reports = []
-    with _progress(console) as bar:
-        task = bar.add_task("", total=len(cases))
+    with make_progress(console, transient=True) as bar:
+        task = bar.add_task("validating", total=len(cases), info="")
         for case in cases:
-            bar.update(task, description=case.case_id)
+            bar.update(task, info=case.case_id)
             reports.append(validate_case(case, cache=cache))
             bar.advance(task)
     return reports
