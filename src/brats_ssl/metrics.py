@@ -29,8 +29,6 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
-from rich.console import Console
-from rich.table import Table
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import LABELS, NUM_CLASSES, REGIONS
@@ -235,7 +233,7 @@ def _csv_text(summary: dict) -> str:
     return buffer.getvalue()
 
 
-def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: Console | None = None) -> dict:
+def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console=None) -> dict:
     """Score ``pred_dir/<case>.nii.gz`` against every labeled case of the dataset ``gt_root``.
 
     Predictions use the GT dataset's label convention. Writes ``out_json`` (mean, then per case)
@@ -281,47 +279,3 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     atomic.write_json(out_json, summary)
     atomic.write_text(out_json.with_suffix(".csv"), _csv_text(summary))
     return summary
-
-
-def _named_summaries(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The ``{name: summary}`` entries that hold a ``mean``; else ``{"": summary}`` for a plain one."""
-    named = {name: s for name, s in summary.items() if isinstance(s, Mapping) and "mean" in s}
-    if named:
-        return named
-    return {"": summary} if "mean" in summary else {}
-
-
-def _format(value: Any, digits: int) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    return f"{float(value):.{digits}f}"
-
-
-def print_summary_table(summary: Mapping[str, Any], console: Console) -> None:
-    """Print mean Dice and HD95 per region and label as a rich table.
-
-    ``summary`` is one :func:`summarize` result, or several by name, e.g.
-    ``{"teacher": s1, "student": s2}``, which gives a Dice and HD95 column pair per name. Named
-    summaries win over a top-level ``mean`` (a run's summary.json holds both); other keys are
-    ignored.
-    """
-    named = _named_summaries(summary)
-    if not named:
-        console.print("no metrics to show")
-        return
-    counts = sorted({s.get("n_cases") for s in named.values() if s.get("n_cases") is not None})
-    caption = f"mean over {', '.join(str(c) for c in counts)} case(s); HD95 in mm" if counts else "HD95 in mm"
-    table = Table(title="Segmentation metrics", caption=caption)
-    table.add_column("region", style="bold")
-    for name in named:
-        prefix = f"{name} " if name else ""
-        table.add_column(f"{prefix}Dice", justify="right")
-        table.add_column(f"{prefix}HD95", justify="right")
-    for index, region in enumerate(EVALUATED):
-        cells = []
-        for s in named.values():
-            scores = s["mean"].get(region) or {}
-            cells += [_format(scores.get("dice"), 4), _format(scores.get("hd95"), 2)]
-        label = region if region in REGIONS else f"{region} (label)"
-        table.add_row(label, *cells, end_section=index == len(REGIONS) - 1)
-    console.print(table)
