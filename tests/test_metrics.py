@@ -22,7 +22,6 @@ from brats_ssl.metrics import (
     HD95_MAX,
     case_metrics,
     evaluate_folder,
-    print_summary_table,
     region_dice,
     summarize,
 )
@@ -151,27 +150,6 @@ def test_summarize_means_skip_nan_and_keep_order():
     assert summary["mean"]["ET"]["hd95"] == pytest.approx(5.0)
     assert [e["case"] for e in summary["per_case"]] == ["a", "b", "c"]
     assert summarize([_entry("a", float("nan"), 1.0)])["mean"]["WT"]["dice"] is None
-
-
-def test_summary_table_single_and_named():
-    single = summarize([_entry("a", 0.8125, 3.5)])
-    console = Console(record=True, width=160)
-    print_summary_table(single, console=console)
-    text = console.export_text()
-    assert "0.8125" in text and "3.50" in text and "NCR" in text and "ED" in text
-
-    other = summarize([_entry("a", 0.25, 12.0)])
-    console = Console(record=True, width=160)
-    print_summary_table({"teacher": single, "student": other, "config": {"x": 1}}, console=console)
-    text = console.export_text()
-    assert "teacher Dice" in text and "student HD95" in text and "config" not in text
-    assert "0.2500" in text and "12.00" in text
-
-    # A run's summary.json: the final model's summary at top level plus the named ones.
-    console = Console(record=True, width=160)
-    print_summary_table({**other, "model": "student", "teacher": single, "student": other}, console=console)
-    text = console.export_text()
-    assert "teacher Dice" in text and "student Dice" in text and "0.8125" in text
 
 
 # --- evaluate_folder -------------------------------------------------------------------------

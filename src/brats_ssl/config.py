@@ -18,7 +18,7 @@ import yaml
 
 from brats_ssl import atomic
 from brats_ssl.errors import BadInputError
-from brats_ssl.paths import file_problem
+from brats_ssl.paths import read_text_file
 
 
 @dataclass
@@ -247,15 +247,9 @@ def load(path: str | Path, base: Config | None = None, *, saved_run: bool = Fals
     """A config file on top of ``base`` (or its preset). ``saved_run``: the file is a run folder's
     own config.yaml, so settings it predates take their :data:`LEGACY_VALUES`."""
     path = Path(path)
-    problem = file_problem(path)
-    if problem is not None:
-        raise BadInputError(f"file {path}: {problem}")
+    text = read_text_file(path)
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise BadInputError(f"file {path}: cannot be read ({error.strerror or error})") from error
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"file {path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+        values = yaml.safe_load(text) or {}
     except yaml.constructor.ConstructorError as error:
         # safe_load builds plain data only: a !!python/... tag (code) is refused, never run
         tag = re.search(r"tag '([^']+)'", str(error))

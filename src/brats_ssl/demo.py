@@ -8,6 +8,7 @@ config.yaml like any run); it shows the whole pipeline working, not a tuned resu
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from brats_ssl.data.dataset import open_dataset
@@ -24,12 +25,19 @@ DEMO_OVERRIDES = [
 ]
 
 
-def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> dict:
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo produced, for the command to show: the run's summary.json, the report, the time."""
+
+    summary: dict
+    report: Path
+    seconds: float
+
+
+def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> DemoResult:
     from brats_ssl.data.synthetic import write_cohort
-    from brats_ssl.metrics import print_summary_table
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.report import write_report
-    from brats_ssl.summary_columns import table_columns
 
     out = Path(out)
     data, run = out / "data", out / "run"
@@ -49,8 +57,4 @@ def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> dict
     summary = run_training(TrainRequest(data=data, run_dir=run, split_file=split_path, method="ours",
                                         preset="tiny", seed=seed, overrides=list(DEMO_OVERRIDES)), console=console)
     report = write_report(run, console=console)
-    if console is not None:
-        print_summary_table(table_columns(summary), console=console)
-        console.print(f"final model: {summary['model']}; report: {report}")
-        console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
-    return summary
+    return DemoResult(summary=summary, report=report, seconds=time.perf_counter() - started)

@@ -29,16 +29,14 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import LABELS, NUM_CLASSES, REGIONS
-from brats_ssl.data.dataset import NIFTI_SUFFIXES, CaseRef, open_dataset
+from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_nifti, read_seg
 from brats_ssl.errors import BadInputError, case_message
-from brats_ssl.paths import safe_name
+from brats_ssl.paths import find_nifti, nifti_stem, safe_name
+from brats_ssl.progress import make_progress, stderr_console
 
 # The diagonal of a 240 x 240 x 155 volume at 1 mm, sqrt(240² + 240² + 155²) = 373.13 mm: the
 # largest distance inside a BraTS scan, which BraTS assigns when one of the two masks is empty.
@@ -202,17 +200,9 @@ def _prediction_path(pred_dir: Path, case_id: str) -> Path | None:
     """``<case>.nii.gz`` (or ``.nii``), or the file-safe name ``brats-ssl predict`` gives an id
     with unusual characters (:func:`brats_ssl.paths.safe_name`)."""
     for stem in dict.fromkeys((case_id, safe_name(case_id))):
-        for suffix in NIFTI_SUFFIXES:
-            candidate = pred_dir / f"{stem}{suffix}"
-            if candidate.exists() or candidate.is_symlink():
-                return candidate
-    return None
-
-
-def _nifti_stem(name: str) -> str | None:
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
+        found = find_nifti(pred_dir, stem)
+        if found is not None:
+            return found
     return None
 
 
@@ -243,7 +233,7 @@ def _csv_text(summary: dict) -> str:
     return buffer.getvalue()
 
 
-def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: Console | None = None) -> dict:
+def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console=None) -> dict:
     """Score ``pred_dir/<case>.nii.gz`` against every labeled case of the dataset ``gt_root``.
 
     Predictions use the GT dataset's label convention. Writes ``out_json`` (mean, then per case)
@@ -253,7 +243,7 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     prediction, or one whose shape differs from its GT.
     """
     pred_dir, gt_root, out_json = Path(pred_dir), Path(gt_root), Path(out_json)
-    console = console if console is not None else Console(stderr=True, highlight=False)
+    console = console if console is not None else stderr_console()
     if not pred_dir.is_dir():
         raise BadInputError(f"folder {pred_dir}: prediction folder does not exist or is not a folder")
     dataset = open_dataset(gt_root)
@@ -271,7 +261,7 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     known = set(pred_paths) | {safe_name(case_id) for case_id in pred_paths}
     unmatched = sorted(
         p.name for p in pred_dir.iterdir()
-        if not p.name.startswith(".") and (stem := _nifti_stem(p.name)) is not None and stem not in known
+        if not p.name.startswith(".") and (stem := nifti_stem(p.name)) is not None and stem not in known
     )
     if unmatched:
         console.print(
@@ -279,9 +269,8 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
             f"{gt_root} and are ignored: {', '.join(unmatched[:10])}{' ...' if len(unmatched) > 10 else ''}"
         )
 
-    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("cases", total=len(labeled))
+    with make_progress(console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(labeled), info="")
         pairs = (_load_pair(case, pred_paths[case.case_id]) for case in labeled)  # type: ignore[arg-type]
         summary = evaluate_cases(pairs, on_case=lambda _: progress.advance(task))
     if unmatched:
@@ -290,47 +279,3 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console: C
     atomic.write_json(out_json, summary)
     atomic.write_text(out_json.with_suffix(".csv"), _csv_text(summary))
     return summary
-
-
-def _named_summaries(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The ``{name: summary}`` entries that hold a ``mean``; else ``{"": summary}`` for a plain one."""
-    named = {name: s for name, s in summary.items() if isinstance(s, Mapping) and "mean" in s}
-    if named:
-        return named
-    return {"": summary} if "mean" in summary else {}
-
-
-def _format(value: Any, digits: int) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    return f"{float(value):.{digits}f}"
-
-
-def print_summary_table(summary: Mapping[str, Any], console: Console) -> None:
-    """Print mean Dice and HD95 per region and label as a rich table.
-
-    ``summary`` is one :func:`summarize` result, or several by name, e.g.
-    ``{"teacher": s1, "student": s2}``, which gives a Dice and HD95 column pair per name. Named
-    summaries win over a top-level ``mean`` (a run's summary.json holds both); other keys are
-    ignored.
-    """
-    named = _named_summaries(summary)
-    if not named:
-        console.print("no metrics to show")
-        return
-    counts = sorted({s.get("n_cases") for s in named.values() if s.get("n_cases") is not None})
-    caption = f"mean over {', '.join(str(c) for c in counts)} case(s); HD95 in mm" if counts else "HD95 in mm"
-    table = Table(title="Segmentation metrics", caption=caption)
-    table.add_column("region", style="bold")
-    for name in named:
-        prefix = f"{name} " if name else ""
-        table.add_column(f"{prefix}Dice", justify="right")
-        table.add_column(f"{prefix}HD95", justify="right")
-    for index, region in enumerate(EVALUATED):
-        cells = []
-        for s in named.values():
-            scores = s["mean"].get(region) or {}
-            cells += [_format(scores.get("dice"), 4), _format(scores.get("hd95"), 2)]
-        label = region if region in REGIONS else f"{region} (label)"
-        table.add_row(label, *cells, end_section=index == len(REGIONS) - 1)
-    console.print(table)

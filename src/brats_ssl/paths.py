@@ -1,5 +1,5 @@
-"""Paths: file names derived from case ids (which must never escape their output folder) and
-what makes an input path unreadable."""
+"""Paths: file names derived from case ids (which must never escape their output folder), NIfTI
+file names, and what makes an input path unreadable."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from brats_ssl.errors import BadInputError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NAME = 120
+# Longest first: "x.nii.gz" is the stem "x", not "x.nii".
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 def safe_name(case_id: str) -> str:
@@ -29,6 +31,25 @@ def safe_name(case_id: str) -> str:
     raw = case_id.encode("utf-8", "surrogateescape")  # non-UTF-8 names from the file system too
     digest = hashlib.sha256(raw).hexdigest()[:8]
     return f"{cleaned[: _MAX_NAME - 9] or 'case'}-{digest}"
+
+
+def nifti_stem(name: str) -> str | None:
+    """``name`` without its NIfTI suffix (``BraTS2021_00000_t1.nii.gz`` → ``BraTS2021_00000_t1``);
+    None when it is not a NIfTI file name."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def find_nifti(folder: Path, stem: str) -> Path | None:
+    """``folder/stem.nii.gz`` or else ``folder/stem.nii`` (a broken link counts: reading it reports
+    why); None when neither is there."""
+    for suffix in NIFTI_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return None
 
 
 def inside(folder: str | Path, name: str) -> Path:
@@ -64,6 +85,28 @@ def file_problem(path: str | Path) -> str | None:
         kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         return f"is {kind}, not a regular file"
     return None
+
+
+def read_text_file(path: str | Path, *, what: str | None = None) -> str:
+    """The UTF-8 text of a settings file (config.yaml, split.json, dataset.json), or a
+    :class:`BadInputError` that names the file and says what is wrong with it.
+
+    ``what`` names the file's role before a :func:`file_problem` (``"split file"`` gives
+    ``file split.json: split file: is a folder, not a file``). Parsing the text, and the message
+    when it does not parse, stay with the caller.
+    """
+    role = f"{what}: " if what else ""
+    problem = file_problem(path)  # before opening: a FIFO would block forever
+    if problem is not None:
+        raise BadInputError(f"file {path}: {role}{problem}")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as error:  # removed since the check above
+        raise BadInputError(f"file {path}: {role}file does not exist") from error
+    except OSError as error:
+        raise BadInputError(f"file {path}: cannot be read ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"file {path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
 
 
 def default_cache_dir() -> Path:

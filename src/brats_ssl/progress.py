@@ -1,7 +1,14 @@
-"""One progress display for every long step (preprocessing, training, pseudo-labeling).
+"""One progress display for every long step (validation, preprocessing, training, pseudo-labeling,
+evaluation): every bar comes from :func:`make_progress`.
 
 In a terminal: a live rich progress bar. Elsewhere (a log file, ``nohup``, CI) a live bar prints
 nothing until the end, so a plain line is printed per task at start, at every 10 % and at the end.
+A transient bar (one whose step is followed at once by its result, e.g. ``check``'s table) logs
+only once its step has run :data:`QUIET_SECONDS`: a quick step adds nothing before the result, or
+before the error that stopped it.
+
+This is the one library module that imports rich: the library reports through the console its
+caller passes in; tables and other console layouts belong to :mod:`brats_ssl.commands`.
 """
 
 from __future__ import annotations
@@ -19,11 +26,17 @@ from rich.progress import (
 )
 
 
-class LogProgress:
-    """The subset of ``rich.progress.Progress`` the pipeline uses, as log lines."""
+# How long a transient step runs before it logs progress off a terminal.
+QUIET_SECONDS = 10.0
 
-    def __init__(self, console: Console | None):
+
+class LogProgress:
+    """The subset of ``rich.progress.Progress`` the pipeline uses, as log lines; none for a task
+    until it has run ``quiet_seconds``."""
+
+    def __init__(self, console: Console | None, *, quiet_seconds: float = 0.0):
         self.console = console or Console()
+        self.quiet_seconds = quiet_seconds
         self.tasks: dict[int, dict] = {}
 
     def __enter__(self) -> "LogProgress":
@@ -54,8 +67,10 @@ class LogProgress:
         fraction = done / total if total else 1.0
         if not force and fraction < state["next"] and done != total:
             return
-        state["next"] = (int(fraction * 10) + 1) / 10
         elapsed = time.perf_counter() - state["start"]
+        if elapsed < self.quiet_seconds:
+            return
+        state["next"] = (int(fraction * 10) + 1) / 10
         rate = (done - state["start_done"]) / elapsed if elapsed > 0 else 0.0
         eta = f", eta {(total - done) / rate:.0f} s" if total and rate > 0 and done < total else ""
         info = f" | {state['info']}" if state.get("info") else ""
@@ -63,9 +78,12 @@ class LogProgress:
                            f"({elapsed:.0f} s{eta})", highlight=False, soft_wrap=True)
 
 
-def make_progress(console: Console | None = None) -> Progress | LogProgress:
+def make_progress(console: Console | None = None, *, transient: bool = False) -> Progress | LogProgress:
+    """A live bar on a terminal, log lines elsewhere. ``transient``: the bar disappears when done
+    and logs nothing for a quick step (for a step whose result, e.g. a table, is printed right
+    after it)."""
     if console is not None and not console.is_terminal:
-        return LogProgress(console)
+        return LogProgress(console, quiet_seconds=QUIET_SECONDS if transient else 0.0)
     return Progress(
         TextColumn("[bold]{task.description:<14}"),
         BarColumn(bar_width=28),
@@ -75,8 +93,13 @@ def make_progress(console: Console | None = None) -> Progress | LogProgress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=console,
-        transient=False,
+        transient=transient,
     )
+
+
+def stderr_console() -> Console:
+    """Where a library step reports progress and warnings when its caller gave no console."""
+    return Console(stderr=True, highlight=False)
 
 
 def track(progress, iterable, *, description: str, total: int | None = None, info: str = ""):

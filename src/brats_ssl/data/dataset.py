@@ -23,9 +23,8 @@ from brats_ssl.data.conventions import (
     nnunet_convention,
 )
 from brats_ssl.errors import BadInputError
-from brats_ssl.paths import file_problem
+from brats_ssl.paths import find_nifti, nifti_stem, read_text_file
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # BraTS 2017-2020 ids carry the contributing institution: Brats18_CBICA_ABM_1, Brats18_2013_3_1.
 _BRATS_SITE = re.compile(r"^brats\d{2}_(?P<site>[A-Za-z]+\d*|\d{4})_", re.IGNORECASE)
 
@@ -116,19 +115,12 @@ class Dataset:
         return {c.case_id: c.site for c in self.cases}
 
 
-def _strip_nifti(name: str) -> str | None:
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
 def _nifti_files(folder: Path) -> list[Path]:
     try:
         entries = sorted(folder.iterdir())
     except OSError as error:
         raise BadInputError(f"folder {folder}: cannot be listed ({error.strerror})") from error
-    return [p for p in entries if _strip_nifti(p.name) is not None and not p.name.startswith(".")]
+    return [p for p in entries if nifti_stem(p.name) is not None and not p.name.startswith(".")]
 
 
 def _folder_case(folder: Path) -> tuple[Convention, CaseRef] | None:
@@ -137,7 +129,7 @@ def _folder_case(folder: Path) -> tuple[Convention, CaseRef] | None:
     # Sorted names put .nii before .nii.gz, so .nii.gz (listed last) wins for the same stem;
     # both present is reported by validation.
     for path in _nifti_files(folder):
-        stem = _strip_nifti(path.name)
+        stem = nifti_stem(path.name)
         assert stem is not None
         stems[stem] = path
     for convention in (BRATS2021, BRATS2023):
@@ -198,14 +190,10 @@ def _read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
     if not path.exists() and not path.is_symlink():
         return {}
-    problem = file_problem(path)
-    if problem is not None:
-        raise BadInputError(f"file {path}: {problem}")
+    text = read_text_file(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+        return json.loads(text)
+    except ValueError as error:
         raise BadInputError(f"file {path}: not readable JSON ({error})") from error
 
 
@@ -223,7 +211,7 @@ def _discover_decathlon(root: Path) -> tuple[Convention, list[CaseRef]] | None:
     extra_dirs = [root / "imagesTs"] if (root / "imagesTs").is_dir() else []
     extra_files = [p for d in extra_dirs for p in _nifti_files(d)]
     nnunet_style = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
-    stems = [_strip_nifti(p.name) or "" for p in files + extra_files]
+    stems = [nifti_stem(p.name) or "" for p in files + extra_files]
     if stems and all(nnunet_style.match(s) for s in stems):
         return _discover_nnunet(root, meta, files + extra_files)
     channel_names = _channel_names(meta)
@@ -233,19 +221,11 @@ def _discover_decathlon(root: Path) -> tuple[Convention, list[CaseRef]] | None:
         order = MSD.extra["channel_order"]  # type: ignore[assignment]
     cases = []
     for path in files + extra_files:
-        case_id = _strip_nifti(path.name) or path.name
+        case_id = nifti_stem(path.name) or path.name
         images = {m: ImageRef(path, volume=i) for i, m in enumerate(order) if m in MODALITIES}
-        seg = _first_existing(root / "labelsTr", case_id)
+        seg = find_nifti(root / "labelsTr", case_id)
         cases.append(CaseRef(case_id, images, seg, MSD))
     return MSD, cases
-
-
-def _first_existing(folder: Path, stem: str) -> Path | None:
-    for suffix in NIFTI_SUFFIXES:
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.exists() or candidate.is_symlink():
-            return candidate
-    return None
 
 
 def _discover_nnunet(root: Path, meta: dict, files: list[Path]) -> tuple[Convention, list[CaseRef]]:
@@ -270,14 +250,14 @@ def _discover_nnunet(root: Path, meta: dict, files: list[Path]) -> tuple[Convent
         raise BadInputError(f"file {root / 'dataset.json'}: {error}") from error
     grouped: dict[str, dict[str, ImageRef]] = {}
     for path in files:
-        stem = _strip_nifti(path.name) or ""
+        stem = nifti_stem(path.name) or ""
         case_id, channel = stem.rsplit("_", 1)
         modality = channel_to_modality.get(int(channel))
         images = grouped.setdefault(case_id, {})
         if modality is not None:
             images[modality] = ImageRef(path)
     cases = [
-        CaseRef(case_id, images, _first_existing(root / "labelsTr", case_id), convention)
+        CaseRef(case_id, images, find_nifti(root / "labelsTr", case_id), convention)
         for case_id, images in sorted(grouped.items())
     ]
     return convention, cases
@@ -302,6 +282,21 @@ def _require_utf8_names(cases: list[CaseRef]) -> None:
                 ) from None
 
 
+def duplicate_id_problems(cases: list[CaseRef]) -> list[str]:
+    """One message per case whose id an earlier case already has (BraTS 2018's HGG/ and LGG/ can
+    share names): which folder a split means by that id cannot be known."""
+    problems = []
+    seen: dict[str, CaseRef] = {}
+    for case in cases:
+        if case.case_id in seen:
+            problems.append(
+                f"case {case.case_id}: duplicate case id "
+                f"({seen[case.case_id].reference_path.parent} and {case.reference_path.parent})"
+            )
+        seen[case.case_id] = case
+    return problems
+
+
 def open_dataset(root: str | Path) -> Dataset:
     """Discover the cases under ``root`` and the convention they follow.
 
@@ -323,13 +318,4 @@ def open_dataset(root: str | Path) -> Dataset:
     _require_utf8_names(cases)
     sites = _read_sites_csv(root)
     cases = [replace(c, site=sites.get(c.case_id) or infer_site(c.case_id)) for c in cases]
-    problems = []
-    seen: dict[str, CaseRef] = {}
-    for case in cases:
-        if case.case_id in seen:
-            problems.append(
-                f"case {case.case_id}: duplicate case id "
-                f"({seen[case.case_id].reference_path.parent} and {case.reference_path.parent})"
-            )
-        seen[case.case_id] = case
-    return Dataset(root=root, convention=convention, cases=cases, problems=problems)
+    return Dataset(root=root, convention=convention, cases=cases, problems=duplicate_id_problems(cases))

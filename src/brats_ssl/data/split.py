@@ -17,7 +17,7 @@ from pathlib import Path
 from brats_ssl import atomic
 from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.errors import BadInputError
-from brats_ssl.paths import file_problem
+from brats_ssl.paths import read_text_file
 
 SPLIT_KEYS = ("labeled", "unlabeled", "val")  # required in every split.json
 OPTIONAL_KEYS = ("selection",)  # splits made before the selection set existed lack it
@@ -104,14 +104,10 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
     """Read a split.json and check it: disjoint lists; with a dataset, every case present and
     every labeled / val case has a seg file."""
     path = Path(path)
-    problem = file_problem(path)
-    if problem is not None:
-        raise BadInputError(f"file {path}: split file: {problem}")
+    text = read_text_file(path, what="split file")
     try:
-        split = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise BadInputError(f"file {path}: split file does not exist") from error
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+        split = json.loads(text)
+    except ValueError as error:
         raise BadInputError(f"file {path}: not a readable split JSON ({error})") from error
     if not isinstance(split, dict) or any(not isinstance(split.get(k), list) for k in SPLIT_KEYS):
         raise BadInputError(f"file {path}: a split needs lists 'labeled', 'unlabeled' and 'val'")

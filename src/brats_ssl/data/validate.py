@@ -25,18 +25,14 @@ from typing import Iterator
 
 import nibabel as nib
 import numpy as np
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import CLASS_NAMES, MODALITIES
-from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, open_dataset
+from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, duplicate_id_problems
 from brats_ssl.data.io import float32_overflow
 from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.errors import BadInputError, case_message
+from brats_ssl.progress import make_progress
 from brats_ssl.resources import available_memory, require_memory
 
 AFFINE_TOLERANCE_MM = 1e-3
@@ -390,20 +386,14 @@ def validate_case(case: CaseRef, *, cache: bool = True) -> CaseReport:
 
 # --- whole datasets ----------------------------------------------------------------------------
 
-def _progress(console: Console | None) -> Progress:
-    return Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=console, transient=True)
-
-
-def _validate_all(cases: list[CaseRef], *, progress: bool, cache: bool,
-                  console: Console | None = None) -> list[CaseReport]:
+def _validate_all(cases: list[CaseRef], *, progress: bool, cache: bool, console=None) -> list[CaseReport]:
     if not progress:
         return [validate_case(case, cache=cache) for case in cases]
     reports = []
-    with _progress(console) as bar:
-        task = bar.add_task("", total=len(cases))
+    with make_progress(console, transient=True) as bar:
+        task = bar.add_task("validating", total=len(cases), info="")
         for case in cases:
-            bar.update(task, description=case.case_id)
+            bar.update(task, info=case.case_id)
             reports.append(validate_case(case, cache=cache))
             bar.advance(task)
     return reports
@@ -418,19 +408,8 @@ def _attach(reports: list[CaseReport], problems: list[str]) -> None:
                 report.problems.append(problem)
 
 
-def _duplicate_problems(cases: list[CaseRef]) -> list[str]:
-    seen: dict[str, CaseRef] = {}
-    problems = []
-    for case in cases:
-        if case.case_id in seen:
-            problems.append(f"case {case.case_id}: duplicate case id "
-                            f"({seen[case.case_id].reference_path.parent} and {case.reference_path.parent})")
-        seen[case.case_id] = case
-    return problems
-
-
 def validate_dataset(dataset: Dataset, *, progress: bool = True, cache: bool = True,
-                     console: Console | None = None) -> list[CaseReport]:
+                     console=None) -> list[CaseReport]:
     """One report per case, in dataset order, with dataset-level problems attached."""
     reports = _validate_all(dataset.cases, progress=progress, cache=cache, console=console)
     _attach(reports, dataset.problems)
@@ -454,7 +433,7 @@ def require_valid(cases: list[CaseRef], *, progress: bool = False, cache: bool =
     """Raise :class:`BadInputError` listing the problems when any case is unusable or cannot
     fit in memory."""
     reports = _validate_all(cases, progress=progress, cache=cache)
-    _attach(reports, _duplicate_problems(cases))
+    _attach(reports, duplicate_id_problems(cases))
     _attach(reports, _memory_problems(reports))
     problems = [p for r in reports for p in r.problems]
     if not problems:
@@ -467,78 +446,3 @@ def require_valid(cases: list[CaseRef], *, progress: bool = False, cache: bool =
         f"'brats-ssl check DATA' lists them all:\n  {listed}"
         + (f"\n  ... and {more} more" if more > 0 else "")
     )
-
-
-# --- the `brats-ssl check` command -------------------------------------------------------------
-
-def _short_problem(report: CaseReport, problem: str, case: CaseRef | None) -> str:
-    """The table's form of a problem: no case prefix, file names instead of full paths."""
-    text = problem.removeprefix(f"case {report.case_id}: ").removeprefix("file ")
-    if case is not None:
-        for path in sorted(set(case.files()) | {case.reference_path.parent}, key=lambda p: -len(str(p))):
-            text = text.replace(str(path), path.name)
-    return text
-
-
-def _fmt(values: tuple | None, sep: str = "x") -> str:
-    if not values:
-        return "-"
-    return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-
-
-def summary_line(reports: list[CaseReport]) -> str:
-    usable = sum(r.usable for r in reports)
-    labeled = sum(r.labeled for r in reports)
-    return (f"{len(reports)} cases, {usable} usable, {len(reports) - usable} with problems; "
-            f"{labeled} labeled, {len(reports) - labeled} unlabeled")
-
-
-def _table(dataset: Dataset, reports: list[CaseReport], width: int) -> Table:
-    """One row per case. Problems take the width left: one cut line each, or a count if narrow."""
-    by_id = {c.case_id: c for c in dataset.cases}
-    headers = ("case", "site", "labeled", "shape", "spacing", "labels")
-    rows = []
-    for report in reports:
-        rows.append((report.case_id, report.site or "-", "yes" if report.labeled else "no",
-                     _fmt(report.shape), _fmt(report.spacing),
-                     " ".join(report.labels_present) if report.labeled else "-"))
-    # borderless, one right-pad space + one separator between columns: fits 80 columns
-    table = Table(title=Text(str(dataset.root)), box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 1, 0, 0), title_justify="left")
-    used = 0
-    for i, header in enumerate(headers):
-        column_width = max(len(header), *(len(row[i]) for row in rows))
-        table.add_column(header, no_wrap=True, min_width=column_width)
-        used += column_width + 2
-    available = width - used - 1
-    table.add_column("problems", no_wrap=True, overflow="ellipsis", max_width=max(available, 6))
-    for report, row in zip(reports, rows):
-        if not report.problems:
-            problems = "ok"
-        elif available >= 24:
-            problems = "\n".join(_short_problem(report, p, by_id.get(report.case_id))
-                                 for p in report.problems)
-        else:
-            problems = f"FAIL {len(report.problems)}"  # how many; the messages follow the table
-        table.add_row(*(Text(cell) for cell in row),
-                      Text(problems, style="red" if report.problems else "green"))
-    return table
-
-
-def check_dataset(root: Path, console: Console, *, cache: bool = True) -> bool:
-    """Print the convention, a table of every case and a summary; True when all are usable.
-
-    :class:`BadInputError` (missing folder, no cases at all) propagates to the caller.
-    """
-    dataset = open_dataset(root)
-    console.print(Text.assemble(("convention: ", "bold"), dataset.convention.name, " - ",
-                                dataset.convention.description), soft_wrap=True)
-    reports = validate_dataset(dataset, progress=True, cache=cache, console=console)
-    console.print(_table(dataset, reports, console.width))
-    bad = [p for r in reports for p in r.problems]
-    if bad:
-        console.print(Text("problems:", style="bold red"))
-        for problem in bad:
-            console.print(Text(f"  {problem}"), soft_wrap=True)
-    console.print(Text(summary_line(reports), style="bold"))
-    return all(r.usable for r in reports)

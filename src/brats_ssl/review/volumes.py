@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from brats_ssl.errors import BadInputError
-from brats_ssl.paths import inside, safe_name
+from brats_ssl.paths import inside, nifti_stem, safe_name
 from brats_ssl.review.cases import PSEUDO_MAPS, ReviewCatalogue, Source
 from brats_ssl.ssl.labelling import case_folder
 
@@ -50,7 +50,7 @@ class VolumeStore:
     def path(self, case_id: str, name: str) -> Path:
         """The file of volume ``name`` of a case, built first when it is a pseudo-label map."""
         case = self.catalogue.case(case_id)
-        stem = name.removesuffix(".gz").removesuffix(".nii")
+        stem = nifti_stem(name) or name
         if stem in case.images:
             return self._modality(case, stem)
         if stem == "ground_truth" and case.seg is not None:

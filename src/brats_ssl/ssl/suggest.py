@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.table import Table
 
 from brats_ssl import atomic
 from brats_ssl.data.cache import PreprocessCache
@@ -80,24 +79,20 @@ def build_suggestions(run: Path, data: Path | None = None) -> list[Suggestion]:
     return sorted(suggestions, key=lambda s: (s.priority, s.case))
 
 
-def suggest_cases(run: Path, data: Path | None, *, top: int, out: Path | None = None, console=None) -> list[Suggestion]:
-    suggestions = build_suggestions(run, data)[:top]
-    if console is not None:
-        table = Table(title=f"Annotate next ({len(suggestions)} of the unlabeled pool)")
-        for column in ("#", "case", "mean rank", "why"):
-            table.add_column(column)
-        for i, s in enumerate(suggestions, 1):
-            table.add_row(str(i), s.case, f"{s.priority:.1f}", s.reason)
-        console.print(table)
-    if out is not None:
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml", "reason"])
-                for i, s in enumerate(suggestions, 1):
-                    writer.writerow([i, s.case, f"{s.priority:.2f}", f"{s.confidence:.4f}",
-                                     "" if s.disagreement is None else f"{s.disagreement:.4f}",
-                                     f"{s.uncertain_ml:.2f}", s.reason])
+def suggest_cases(run: Path, data: Path | None, *, top: int) -> list[Suggestion]:
+    """The ``top`` unlabeled scans most in need of an expert's labels, most in need first."""
+    return build_suggestions(run, data)[:top]
 
-        atomic.write_with(out, write)
-    return suggestions
+
+def write_suggestions_csv(suggestions: list[Suggestion], out: Path) -> Path:
+    """The suggestions as a CSV table (rank, case, the signals and the reason), written atomically."""
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml", "reason"])
+            for i, s in enumerate(suggestions, 1):
+                writer.writerow([i, s.case, f"{s.priority:.2f}", f"{s.confidence:.4f}",
+                                 "" if s.disagreement is None else f"{s.disagreement:.4f}",
+                                 f"{s.uncertain_ml:.2f}", s.reason])
+
+    return atomic.write_with(out, write)

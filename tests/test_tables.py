@@ -1,12 +1,15 @@
-"""The train / demo table shows the teacher against the final model; the last stage appears only
-when it is not the final model, and says so."""
+"""Console tables: the metrics table (one summary, or several by name), and the train / demo
+table that shows the teacher against the final model; the last stage appears only when it is not
+the final model, and says so."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from brats_ssl.metrics import print_summary_table
-from brats_ssl.summary_columns import table_columns
+from brats_ssl.commands.tables import print_summary_table, table_columns
+from brats_ssl.metrics import summarize
+
+NAMES = ("WT", "TC", "ET", "NCR", "ED")
 
 
 def scores(dice: float) -> dict:
@@ -17,6 +20,31 @@ def printed(summary: dict) -> str:
     console = Console(record=True, width=250)
     print_summary_table(table_columns(summary), console=console)
     return " ".join(console.export_text().split())
+
+
+def _entry(case, dice, hd95):
+    return {"case": case, **{n: {"dice": dice, "hd95": hd95} for n in NAMES}}
+
+
+def test_summary_table_single_and_named():
+    single = summarize([_entry("a", 0.8125, 3.5)])
+    console = Console(record=True, width=160)
+    print_summary_table(single, console=console)
+    text = console.export_text()
+    assert "0.8125" in text and "3.50" in text and "NCR" in text and "ED" in text
+
+    other = summarize([_entry("a", 0.25, 12.0)])
+    console = Console(record=True, width=160)
+    print_summary_table({"teacher": single, "student": other, "config": {"x": 1}}, console=console)
+    text = console.export_text()
+    assert "teacher Dice" in text and "student HD95" in text and "config" not in text
+    assert "0.2500" in text and "12.00" in text
+
+    # A run's summary.json: the final model's summary at top level plus the named ones.
+    console = Console(record=True, width=160)
+    print_summary_table({**other, "model": "student", "teacher": single, "student": other}, console=console)
+    text = console.export_text()
+    assert "teacher Dice" in text and "student Dice" in text and "0.8125" in text
 
 
 def ours(model: str) -> dict:

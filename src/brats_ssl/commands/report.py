@@ -1,0 +1,18 @@
+"""``brats-ssl report``: (re)draw a run's or an experiment's plots and write its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from brats_ssl.commands.app import app, console
+
+
+@app.command()
+def report(target: Path = typer.Argument(..., help="A run folder or an experiment folder.")) -> None:
+    """(Re)draw plots and write report.md and report.html."""
+    from brats_ssl.report import write_report
+
+    path = write_report(target, console=console)
+    console.print(f"report: {path}")
