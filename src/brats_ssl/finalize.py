@@ -16,8 +16,8 @@ import numpy as np
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.io import read_seg
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import prediction_path
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.phase import prediction_path
 from brats_ssl.metrics import case_metrics, summarize
 from brats_ssl.postprocess import RULE_FILE, Rule, apply_rule, choose_rule, load_rule, save_rule
 

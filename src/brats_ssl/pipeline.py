@@ -22,7 +22,7 @@ from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
+from brats_ssl.run.context import RunContext
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
 

@@ -39,7 +39,7 @@ from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_case, read_seg
 from brats_ssl.data.preprocess import PreprocessParams, restore_map
 from brats_ssl.engine.device import resolve_device
-from brats_ssl.engine.progress_plot import REGION_COLOURS
+from brats_ssl.viz import REGION_COLOURS
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment import read_results, reused_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means

@@ -10,8 +10,8 @@ import numpy as np
 
 from brats_ssl.data.batches import LABELED, UNLABELED, Pool, batch_counts
 from brats_ssl.data.sampling import TrainItem
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import final_weights, train_phase
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.phase import final_weights, train_phase
 from brats_ssl.ssl.labelling import label_pool, pseudo_pool
 from brats_ssl.ssl.losses import ConsistencyLoss, DualLoss, EMATeacher
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from brats_ssl.data.batches import LABELED, Pool
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import PhaseResult, supervised_loss_fn, train_phase
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.phase import PhaseResult, supervised_loss_fn, train_phase
 from brats_ssl.errors import BadInputError
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from brats_ssl import atomic
 from brats_ssl.data.batches import LABELED, Pool, batch_counts
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import PhaseResult, final_weights, train_phase
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.phase import PhaseResult, final_weights, train_phase
 from brats_ssl.metrics import summary_score
 from brats_ssl.progress import track
 from brats_ssl.ssl.curriculum import stage_members, threshold
