@@ -157,7 +157,7 @@ def _drive(data: Path, base: Path, killed: Path, report: Path) -> None:
     """Driver process: an uninterrupted run beside a run killed at each moment, then resumed."""
     from brats_ssl import cli
     import brats_ssl.pipeline  # noqa: F401 - the heavy imports, done once before forking
-    import brats_ssl.ssl.methods  # noqa: F401
+    import brats_ssl.ssl.teacher  # noqa: F401
     import brats_ssl.ssl.ours  # noqa: F401
 
     def start(run: Path, log: Path) -> int:

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from brats_ssl.errors import BadInputError, output_error
 from brats_ssl.review import DEFAULT_HOST, DEFAULT_PORT
+from brats_ssl.ssl.registry import METHODS, methods_help
 
 app = typer.Typer(
     name="brats-ssl",
@@ -107,10 +108,7 @@ def train(
     data: Path = typer.Argument(..., help="Dataset folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (created; an existing one is resumed)."),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split.json from `brats-ssl split`."),
-    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=(
-        "ours (the default of a new run; a resumed run keeps its own) | supervised | self-training | mean-teacher | "
-        "ua-mt | ours-control (ours' teacher and stages on the labeled cases alone: the control for what the "
-        "unlabeled scans add).")),
+    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=methods_help()),
     preset_name: str = typer.Option("auto", "--preset", help=_PRESET_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="transaspp_unet | unet | segresnet | swinunetr."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (teacher, and per student stage)."),
@@ -260,7 +258,8 @@ def experiment(
     data: Path = typer.Argument(..., help="Dataset folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Experiment folder (resumable)."),
     fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
-    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help="Methods to compare."),
+    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help=(
+        f"Methods to compare: {', '.join(METHODS)}.")),
     seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
     folds: int = typer.Option(1, "--folds", min=1, help=(
         "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "
@@ -315,8 +314,6 @@ def _is_number(token: str) -> bool:
 def expand_list_options(args: list[str]) -> list[str]:
     """Allow ``--fractions 0.1 0.25 --methods ours ua-mt --seeds 0 1`` (space-separated lists,
     as people write them) on top of the repeated-flag form the CLI library understands."""
-    from brats_ssl.config import METHODS
-
     accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS,
                "--references": lambda t: t in METHODS}
     out: list[str] = []

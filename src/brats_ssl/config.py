@@ -19,6 +19,7 @@ import yaml
 from brats_ssl import atomic
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import file_problem
+from brats_ssl.ssl.registry import METHODS
 
 
 @dataclass
@@ -303,11 +304,6 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             raise BadInputError(f"--set {item}: {error}") from error
     validate(config)
     return config
-
-
-METHODS = ("supervised", "ours", "ours-control", "self-training", "mean-teacher", "ua-mt")
-TEACHER_METHODS = ("ours", "ours-control", "self-training")  # start from the supervised teacher phase
-LABELED_ONLY_METHODS = ("supervised", "ours-control")  # train without unlabeled cases
 
 
 def validate(config: Config) -> None:
