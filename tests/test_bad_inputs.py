@@ -487,6 +487,12 @@ def _(tmp, run):
     return train(dataset(tmp), tmp, "--set", "model.width=3", words=("--set model.width=3", "unknown setting 'width'"))
 
 
+@kind("--set model.spatial_dims=2 (the pipeline is 3-D only)")
+def _(tmp, run):
+    return train(dataset(tmp), tmp, "--set", "model.spatial_dims=2",
+                 words=("model.spatial_dims", "only 3 is supported", "no 2-D slice mode"))
+
+
 # Run folders and checkpoints (predict) ---------------------------------------------------------------
 
 @kind("checkpoint from another model (weights do not fit)")

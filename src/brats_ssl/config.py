@@ -32,7 +32,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "transaspp_unet"  # transaspp_unet | unet | segresnet | swinunetr
-    spatial_dims: int = 3  # 2 = slice mode
+    spatial_dims: int = 3  # only 3: the pipeline is 3-D (a field still: saved runs name it, fingerprints hold it)
     features: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
     dropout: float = 0.1  # kept on for MC sampling
     mc_scope: str = "decoder"  # where the dropout is: "decoder" (bottleneck + decoder) or "head" (cheap MC)
@@ -324,7 +324,8 @@ def validate(config: Config) -> None:
         (config.train.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1"),
         (0 <= config.train.sgd_momentum < 1, "train.sgd_momentum: in [0, 1)"),
         (config.train.poly_exponent > 0, "train.poly_exponent: must be positive"),
-        (config.model.spatial_dims in (2, 3), "model.spatial_dims: 2 or 3"),
+        (config.model.spatial_dims == 3, "model.spatial_dims: only 3 is supported (training, inference and the "
+         "data pipeline work on 3-D volumes; there is no 2-D slice mode)"),
         (len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
          "model.features: at least two positive widths"),
         (0 <= config.model.dropout < 1, "model.dropout: in [0, 1)"),

@@ -143,7 +143,7 @@ def train_phase(
     builder = BatchBuilder(
         pools, patch_size=tuple(cfg.train.patch_size),
         foreground_fraction=cfg.train.foreground_fraction, augment=cfg.train.augment, seed=cfg.seed,
-        stream=name, spatial_dims=3, rank=distributed.rank(), world=distributed.world_size(),
+        stream=name, rank=distributed.rank(), world=distributed.world_size(),
     )
     trainer = Trainer(
         model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
