@@ -32,7 +32,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "transaspp_unet"  # transaspp_unet | unet | segresnet | swinunetr
-    spatial_dims: int = 3  # only 3: the pipeline is 3-D (a field still: saved runs name it, fingerprints hold it)
+    spatial_dims: int = 3  # only 3 (the pipeline is 3-D); a field still: saved runs name it, fingerprints hold it
     features: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
     dropout: float = 0.1  # kept on for MC sampling
     mc_scope: str = "decoder"  # where the dropout is: "decoder" (bottleneck + decoder) or "head" (cheap MC)

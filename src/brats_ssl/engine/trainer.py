@@ -108,8 +108,9 @@ class Trainer:
         """``score(validation metrics)`` picks checkpoint_best (higher is better; required with a
         validator); ``view`` says which metrics progress.png and the progress bar show.
         ``checkpoint_every`` (default ``config.checkpoint_every``): steps between last checkpoints
-        besides those at each validation and at the end. ``optimizer_state`` continues an earlier phase's optimizer (its moments) when
-        this phase starts fresh; ``schedule_window`` see :func:`build_scheduler`."""
+        besides those at each validation and at the end. ``optimizer_state`` continues an earlier
+        phase's optimizer (its moments) when this phase starts fresh; ``schedule_window`` see
+        :func:`build_scheduler`."""
         self.model = model
         self.loss_fn = loss_fn
         self.batches = batches

@@ -149,7 +149,8 @@ def train_phase(
         model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
         out_dir=out_dir, steps=steps, config=cfg.train, device=ctx.device, seed=cfg.seed,
         validator=make_validator(ctx), score=mean_region_dice, view=VALIDATION_VIEW, hooks=hooks,
-        fingerprint=ctx.fingerprint, description=name, progress=ctx.progress, schedule_window=schedule_window, optimizer_state=optimizer_state,
+        fingerprint=ctx.fingerprint, description=name, progress=ctx.progress, schedule_window=schedule_window,
+        optimizer_state=optimizer_state,
     )
     result = trainer.fit()
     load_model_weights(model, out_dir / LAST_CHECKPOINT, fingerprint=ctx.fingerprint)
