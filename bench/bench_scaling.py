@@ -24,8 +24,8 @@ def worker(data: Path, n: int, out: Path) -> None:
     from brats_ssl.data.dataset import open_dataset
     from brats_ssl.data.preprocess import PreprocessParams
     from brats_ssl.data.sampling import TrainItem
-    from brats_ssl.engine.context import build_model
-    from brats_ssl.engine.phase import supervised_loss_fn
+    from brats_ssl.run.model import build_model
+    from brats_ssl.run.phase import supervised_loss_fn
     from brats_ssl.engine.trainer import Trainer
     from brats_ssl.inference import InferenceOptions, predict_volume
     from brats_ssl.ssl.pseudolabels import PseudoLabel

@@ -124,7 +124,7 @@ def make_untrained_run(run: Path) -> Path:
     from brats_ssl import atomic
     from brats_ssl import config as config_lib
     from brats_ssl.engine.checkpoint import save_checkpoint
-    from brats_ssl.engine.context import build_model, model_fingerprint
+    from brats_ssl.run.model import build_model, model_fingerprint
 
     config = config_lib.preset("tiny")
     config.method = "supervised"

@@ -22,7 +22,7 @@ import pytest
 from brats_ssl import config as config_lib
 from brats_ssl.cli import main
 from brats_ssl.engine.checkpoint import save_checkpoint
-from brats_ssl.engine.context import build_model
+from brats_ssl.run.model import build_model
 from conftest import AFFINE, make_untrained_run, patch_header, synthetic_case, write_dataset
 from conftest import save_nifti as save
 
@@ -485,6 +485,12 @@ def _(tmp, run):
 @kind("--set of an unknown setting")
 def _(tmp, run):
     return train(dataset(tmp), tmp, "--set", "model.width=3", words=("--set model.width=3", "unknown setting 'width'"))
+
+
+@kind("--set model.spatial_dims=2 (the pipeline is 3-D only)")
+def _(tmp, run):
+    return train(dataset(tmp), tmp, "--set", "model.spatial_dims=2",
+                 words=("model.spatial_dims", "only 3 is supported", "no 2-D slice mode"))
 
 
 # Run folders and checkpoints (predict) ---------------------------------------------------------------

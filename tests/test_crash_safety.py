@@ -118,8 +118,8 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
     from brats_ssl.config import preset
     from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
     from brats_ssl.data.sampling import TrainItem
-    from brats_ssl.engine.context import build_model
-    from brats_ssl.engine.phase import supervised_loss_fn
+    from brats_ssl.run.model import build_model
+    from brats_ssl.run.phase import supervised_loss_fn
     from brats_ssl.engine.trainer import Trainer
     from conftest import synthetic_case
 
@@ -157,7 +157,7 @@ def _drive(data: Path, base: Path, killed: Path, report: Path) -> None:
     """Driver process: an uninterrupted run beside a run killed at each moment, then resumed."""
     from brats_ssl import cli
     import brats_ssl.pipeline  # noqa: F401 - the heavy imports, done once before forking
-    import brats_ssl.ssl.methods  # noqa: F401
+    import brats_ssl.ssl.teacher  # noqa: F401
     import brats_ssl.ssl.ours  # noqa: F401
 
     def start(run: Path, log: Path) -> int:

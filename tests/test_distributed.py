@@ -86,7 +86,7 @@ def _train_worker(rank: int, world: int, port: int, out: str) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from brats_ssl.engine import distributed
-    from brats_ssl.engine.context import build_model
+    from brats_ssl.run.model import build_model
     from brats_ssl.engine.trainer import Trainer
     from brats_ssl.ssl.losses import ConsistencyLoss, EMATeacher
 
@@ -130,7 +130,7 @@ def test_ddp_steps_leave_identical_weights_on_every_rank(tmp_path):
 
 
 def _initial_weights() -> dict:
-    from brats_ssl.engine.context import build_model
+    from brats_ssl.run.model import build_model
 
     torch.manual_seed(0)
     return build_model(preset("tiny")).state_dict()

@@ -40,8 +40,8 @@ def _fit(out: Path, *, kill_at: int | None = None):
     from brats_ssl.config import preset
     from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
     from brats_ssl.data.sampling import TrainItem
-    from brats_ssl.engine.context import build_model
-    from brats_ssl.engine.phase import supervised_loss_fn
+    from brats_ssl.run.model import build_model
+    from brats_ssl.run.phase import supervised_loss_fn
     from brats_ssl.engine.trainer import Trainer
     from conftest import synthetic_case
 
@@ -93,7 +93,7 @@ def test_resumed_fp16_run_equals_an_uninterrupted_one(tmp_path):
 
 def _initial_weights() -> dict:
     from brats_ssl.config import preset
-    from brats_ssl.engine.context import build_model
+    from brats_ssl.run.model import build_model
 
     torch.manual_seed(0)
     return build_model(preset("tiny")).state_dict()

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from brats_ssl.cli import main
+from brats_ssl.run_folder import RunFolder
+from brats_ssl.ssl.registry import METHODS
 from conftest import write_dataset
 
 TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
@@ -135,14 +137,38 @@ def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_ru
     assert ours["stages"][0]["student_val"] != control["stages"][0]["student_val"]
 
 
-@pytest.mark.parametrize("method", ["supervised", "self-training", "mean-teacher", "ua-mt"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs(cohort, tmp_path, method):
+    """Every registered method, by its registry entry: it runs, writes the phases the entry names, in
+    that order, and its final model is one of them."""
     _, data = cohort
     run = tmp_path / method
     assert run_cli("train", data, "-o", run, "--method", method, "--preset", "tiny", "--steps", "2",
                    "--set", "ssl.stages=1", "--set", "inference.mc_samples=2") == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["mean"]["WT"]["dice"] is not None
+    phases = METHODS[method].phase_names(stages=1)
+    assert RunFolder(run).phases == phases and summary["model"] in phases
+    assert ("teacher" in summary) == ("teacher" in phases)
+    assert (run / "stages.json").is_file() == METHODS[method].staged
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_methods_that_use_unlabeled_scans_refuse_a_split_without_them(cohort, tmp_path, method):
+    from brats_ssl.errors import BadInputError
+    from brats_ssl.pipeline import TrainRequest, prepare_run
+
+    _, data = cohort
+    split = {"labeled": ["BraTS2021_00000", "BraTS2021_00001"], "val": ["BraTS2021_00002"], "unlabeled": []}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    request = TrainRequest(data=data, run_dir=tmp_path / "run", split_file=tmp_path / "split.json", method=method,
+                           preset="tiny", device="cpu")
+    if METHODS[method].uses_unlabeled:
+        with pytest.raises(BadInputError, match=f"--method {method} needs unlabeled cases"):
+            prepare_run(request)
+        assert not request.run_dir.exists()
+    else:
+        assert prepare_run(request).unlabeled == []
 
 
 def test_bad_input_writes_nothing(cohort, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from brats_ssl import config as config_lib
-from brats_ssl.engine.context import build_model
+from brats_ssl.run.model import build_model
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import inside, safe_name
 from conftest import make_untrained_run, run_cli_output, write_dataset

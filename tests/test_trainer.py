@@ -10,8 +10,8 @@ from brats_ssl.config import preset
 from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from brats_ssl.engine.context import build_model, model_fingerprint
-from brats_ssl.engine.phase import supervised_loss_fn
+from brats_ssl.run.model import build_model, model_fingerprint
+from brats_ssl.run.phase import supervised_loss_fn
 from brats_ssl.engine.trainer import Trainer
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, predict_volume
@@ -130,3 +130,54 @@ def test_fingerprints_of_existing_runs_stay_valid_when_model_fields_are_added():
     config = preset("cpu")
     config.model.mc_scope = "head"  # a different network: a different fingerprint
     assert model_fingerprint(config) != "ce9688baf5fc4fe9"
+
+
+def test_optimizer_schedule_and_checkpoint_interval_come_from_the_settings(tmp_path):
+    from brats_ssl.engine.trainer import build_optimizer, build_scheduler
+
+    config = preset("tiny")
+    defaults = config.train
+    assert (defaults.sgd_momentum, defaults.poly_exponent, defaults.checkpoint_every) == (0.99, 0.9, 100)
+    model = build_model(config)
+    config.train.optimizer, config.train.sgd_momentum = "sgd", 0.9
+    assert build_optimizer(model, config.train).param_groups[0]["momentum"] == 0.9
+    config.train.warmup_steps, config.train.poly_exponent = 0, 2.0
+    factor = build_scheduler(build_optimizer(model, config.train), config.train, 10).lr_lambdas[0]
+    assert factor(5) == pytest.approx(0.5**2.0)  # halfway: (1 - 0.5) ** poly_exponent
+    item = _item()
+    assert _trainer(tmp_path / "a", 2, item=item).checkpoint_every == 3  # the argument wins
+    config.train.checkpoint_every = 7
+    builder = BatchBuilder([Pool([item], 2, LABELED)], patch_size=(32, 32, 32), foreground_fraction=0.5,
+                           augment=False, seed=0, stream="t")
+    trainer = Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"), out_dir=tmp_path / "b", steps=2,
+                      batches=lambda a, b: batch_loader(builder, a, b, 0), config=config.train,
+                      device=torch.device("cpu"), seed=0)
+    assert trainer.checkpoint_every == 7
+
+
+def test_saved_runs_without_the_newer_train_settings_load_with_the_values_they_ran_with(tmp_path):
+    """sgd_momentum, poly_exponent and checkpoint_every were constants before they were settings: a run
+    folder's config.yaml that does not name them gets those constants (their defaults)."""
+    import yaml
+
+    from brats_ssl import config as config_lib
+
+    saved = config_lib.preset("tiny").to_dict()
+    for key in ("sgd_momentum", "poly_exponent", "checkpoint_every"):
+        del saved["train"][key]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    loaded = config_lib.load(tmp_path / "config.yaml", saved_run=True)
+    assert (loaded.train.sgd_momentum, loaded.train.poly_exponent, loaded.train.checkpoint_every) == (0.99, 0.9, 100)
+    assert loaded == config_lib.preset("tiny")
+
+
+def test_validation_view_names_what_the_engine_shows():
+    from brats_ssl.engine.progress_plot import ValidationView
+    from brats_ssl.run.phase import VALIDATION_VIEW
+
+    metrics = {"WT": 0.5, "TC": 0.25, "ET": 0.125, "NCR": 0.0, "ED": 1.0}
+    assert VALIDATION_VIEW.bar_text(metrics) == "WT 0.500 TC 0.250 ET 0.125"
+    assert [name for name, _ in VALIDATION_VIEW.curves(metrics)] == ["WT", "TC", "ET", "NCR", "ED"]
+    generic = ValidationView()  # the engine alone: every metric, by name
+    assert generic.bar_text({"b": 1.0, "a": 0.5}) == "a 0.500 b 1.000"
+    assert generic.curves({"b": 1.0, "a": 0.5}) == [("a", None), ("b", None)]

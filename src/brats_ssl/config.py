@@ -19,6 +19,7 @@ import yaml
 from brats_ssl import atomic
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import read_text_file
+from brats_ssl.ssl.registry import METHODS
 
 
 @dataclass
@@ -31,7 +32,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "transaspp_unet"  # transaspp_unet | unet | segresnet | swinunetr
-    spatial_dims: int = 3  # 2 = slice mode
+    spatial_dims: int = 3  # only 3 (the pipeline is 3-D); a field still: saved runs name it, fingerprints hold it
     features: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
     dropout: float = 0.1  # kept on for MC sampling
     mc_scope: str = "decoder"  # where the dropout is: "decoder" (bottleneck + decoder) or "head" (cheap MC)
@@ -48,13 +49,16 @@ class TrainConfig:
     optimizer: str = "adamw"  # adamw | sgd
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    sgd_momentum: float = 0.99  # Nesterov momentum of optimizer sgd (nnU-Net's)
     schedule: str = "poly"  # poly | cosine
+    poly_exponent: float = 0.9  # schedule poly: lr factor (1 - progress) ** poly_exponent after the warm-up
     warmup_steps: int = 50
     grad_clip: float = 1.0
     loss: str = "dice_ce"  # dice_ce | region (sigmoid Dice + BCE on WT/TC/ET)
     foreground_fraction: float = 0.33  # share of patches centred on tumour
     augment: bool = True
     val_every: int = 250
+    checkpoint_every: int = 100  # steps between last checkpoints (besides every validation and the end)
     val_cases: int | None = None  # cap on val cases per validation (None = all)
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     channels_last: bool = True
@@ -296,11 +300,6 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     return config
 
 
-METHODS = ("supervised", "ours", "ours-control", "self-training", "mean-teacher", "ua-mt")
-TEACHER_METHODS = ("ours", "ours-control", "self-training")  # start from the supervised teacher phase
-LABELED_ONLY_METHODS = ("supervised", "ours-control")  # train without unlabeled cases
-
-
 def validate(config: Config) -> None:
     """Reject settings that cannot work, with the field named."""
     checks = [
@@ -316,7 +315,11 @@ def validate(config: Config) -> None:
         (config.train.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision: auto, bf16, fp16 or fp32"),
         (0 <= config.train.foreground_fraction <= 1, "train.foreground_fraction: between 0 and 1"),
         (config.train.val_every >= 1, "train.val_every: must be at least 1"),
-        (config.model.spatial_dims in (2, 3), "model.spatial_dims: 2 or 3"),
+        (config.train.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1"),
+        (0 <= config.train.sgd_momentum < 1, "train.sgd_momentum: in [0, 1)"),
+        (config.train.poly_exponent > 0, "train.poly_exponent: must be positive"),
+        (config.model.spatial_dims == 3, "model.spatial_dims: only 3 is supported (training, inference and the "
+         "data pipeline work on 3-D volumes; there is no 2-D slice mode)"),
         (len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
          "model.features: at least two positive widths"),
         (0 <= config.model.dropout < 1, "model.dropout: in [0, 1)"),

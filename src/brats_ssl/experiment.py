@@ -87,8 +87,8 @@ def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
                    val: float, preset: str, steps: int | None, overrides: list[str], folds: int = 1,
                    selection: int = 2, references: list[str] | None = None, console=None) -> Path:
-    from brats_ssl.config import METHODS, TEACHER_METHODS
     from brats_ssl.pipeline import TrainRequest, run_training
+    from brats_ssl.ssl.registry import METHODS
 
     unknown = [m for m in methods + list(references or []) if m not in METHODS]
     if unknown:
@@ -123,7 +123,7 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                     if console is not None:
                         where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
                         console.rule(f"{method} · {fraction:g} labeled · seed {seed}{where}")
-                    if method in TEACHER_METHODS and not no_unlabeled and "supervised" in methods:
+                    if METHODS[method].starts_from_teacher and not no_unlabeled and "supervised" in methods:
                         reuse_teacher(supervised_dir, run_dir)
                     start = time.perf_counter()
                     summary = run_training(TrainRequest(

@@ -16,10 +16,11 @@ import numpy as np
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.io import read_seg
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import prediction_path
 from brats_ssl.metrics import case_metrics, summarize
 from brats_ssl.postprocess import RULE_FILE, Rule, apply_rule, choose_rule, load_rule, save_rule
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.method_result import MethodResult
+from brats_ssl.run.phase import prediction_path
 
 
 def _prediction(case: CaseRef, path: Path) -> np.ndarray:
@@ -56,14 +57,15 @@ def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: dict) ->
     return summarize(per_case)
 
 
-def finalize(ctx: RunContext, result: dict) -> dict:
-    """``result`` of a method (val summary of its final phase, ``model`` = that phase) → the run's
-    summary: post-processed val metrics, the raw ones under ``raw``, and what chose them."""
-    phase = result["model"]
+def finalize(ctx: RunContext, result: MethodResult) -> dict:
+    """A method's result → the run's summary (``summary.json``): post-processed val metrics of its
+    final phase, the raw ones under ``raw``, and what chose them."""
+    phase = result.final_phase
+    summary = result.summary()
     record = {"chosen_on": ctx.chooser_name}
     if not ctx.chooser or not distributed.is_main():
-        return {**result, **record}
+        return {**summary, **record}
     rule = choose_postprocessing(ctx, phase)
-    raw = {key: result[key] for key in ("mean", "n_cases", "per_case") if key in result}
+    raw = {key: summary[key] for key in ("mean", "n_cases", "per_case") if key in summary}
     final = postprocessed_summary(ctx, phase, rule, raw)
-    return {**result, **final, **record, "postprocessing": rule.describe(), "raw": raw}
+    return {**summary, **final, **record, "postprocessing": rule.describe(), "raw": raw}

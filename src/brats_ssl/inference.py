@@ -92,7 +92,6 @@ class WindowPredictor:
         self.model, self.options, self.device = model, options, device
         self.split = supports_split_mc(model)
         self.windows_run = 0
-        self.encoder_calls = 0
 
     def _sample_sums(self, x: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sums over the stochastic samples of one (flipped) window batch: class probabilities
@@ -106,10 +105,8 @@ class WindowPredictor:
         with autocast(self.device, self.options.precision):
             if t > 1 and self.split:
                 state = self.model.encode(x)
-                self.encoder_calls += 1
                 logits = self.model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
             else:
-                self.encoder_calls += t
                 logits = torch.cat([self.model(x) for _ in range(t)])
         logits = logits.float()
         if self.options.output == "region":

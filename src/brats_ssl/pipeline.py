@@ -22,12 +22,11 @@ from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
-
-
-DEFAULT_METHOD = "ours"  # of a new run given no --method (nor a method in its --config file)
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.method_result import MethodResult
+from brats_ssl.ssl.registry import DEFAULT_METHOD, get_method
 
 
 @dataclass
@@ -142,7 +141,7 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
     val = dataset.subset(split["val"])
     selection = dataset.subset(split.get("selection", []))
     unlabeled = dataset.subset(split["unlabeled"], hide_labels=True)
-    if config.method not in config_lib.LABELED_ONLY_METHODS and not unlabeled:
+    if get_method(config.method).uses_unlabeled and not unlabeled:
         raise BadInputError(f"--method {config.method} needs unlabeled cases, and the split has none")
     require_valid(labeled + val + selection + unlabeled)
     distributed.require_divisible(config.train.batch_size)
@@ -176,9 +175,19 @@ def warm_cache(ctx: RunContext) -> None:
     distributed.barrier()
 
 
+def run_method(ctx: RunContext) -> MethodResult:
+    """Run the configured method: its registry entry names the code (imported only now)."""
+    method = get_method(ctx.config.method)
+    result = method.load_runner()(ctx)
+    if not isinstance(result, MethodResult):
+        raise TypeError(f"method {method.name}: its runner {method.runner} returned {type(result).__name__}, "
+                        "not a MethodResult")
+    return result
+
+
 def run_training(request: TrainRequest, *, console=None) -> dict | None:
+    from brats_ssl.finalize import finalize
     from brats_ssl.progress import make_progress
-    from brats_ssl.ssl.methods import run_method
 
     summary_path = request.run_dir / "summary.json"
     with distributed.session(resolve_device(request.device)), folder_lock.hold(request.run_dir, console=console):
@@ -199,7 +208,7 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
                 f"{processes}"
             )
             warm_cache(ctx)
-            summary = run_method(ctx)
+            summary = finalize(ctx, run_method(ctx))
         if distributed.is_main():
             atomic.write_json(summary_path, summary)
     return summary

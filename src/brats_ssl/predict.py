@@ -26,7 +26,7 @@ from brats_ssl.data.io import load_case, write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, preprocess, restore_map, restore_probabilities
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
-from brats_ssl.engine.context import build_model, model_fingerprint
+from brats_ssl.run.model import build_model, model_fingerprint
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume

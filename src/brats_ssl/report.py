@@ -39,7 +39,7 @@ from brats_ssl.data.dataset import CaseRef, open_dataset
 from brats_ssl.data.io import load_case, read_seg
 from brats_ssl.data.preprocess import PreprocessParams, restore_map
 from brats_ssl.engine.device import resolve_device
-from brats_ssl.engine.progress_plot import REGION_COLOURS
+from brats_ssl.viz import REGION_COLOURS
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment import read_results, reused_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means
@@ -51,6 +51,7 @@ from brats_ssl.review import case_url
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.labelling import read_ranking
 from brats_ssl.ssl.pseudolabels import PseudoLabel
+from brats_ssl.ssl.registry import get_method, method_colour, staged_methods
 from brats_ssl.viz import (
     LABEL_COLOURS, VIEWS, Cell, brain_box, display_slice, intensity_window, overlay_panel, to_display_orientation,
     tumour_slice,
@@ -62,8 +63,6 @@ FIGURE_PREFIX = "report_"
 MAX_OVERLAY_CASES = 3
 DPI = 100
 BRATS_REGIONS = tuple(REGIONS)  # WT, TC, ET: the model-selection score is their mean Dice
-METHOD_COLOURS = {"supervised": "#6c757d", "ours": "#d62828", "ours-control": "#7b2cbf",
-                  "self-training": "#f77f00", "mean-teacher": "#457b9d", "ua-mt": "#2a9d8f"}
 _VIEW_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # LPS voxel axis each view slices across
 _VIEW_HINT = {"axial": "anterior up, patient's right on the left", "coronal": "superior up",
               "sagittal": "superior up, anterior on the left"}
@@ -274,11 +273,7 @@ def _header_section(run: RunFolder) -> Section:
     config, split = run.config, _split(run)
     model = config.model
     student = f"{config.ssl.stages} × {config.ssl.stage_steps}"
-    steps = {"supervised": f"{config.train.steps}",
-             "ours": f"{config.train.steps} (teacher) + {student} (student stages)",
-             "ours-control": f"{config.train.steps} (teacher) + {student} (stages on the labeled cases only)",
-             "self-training": f"{config.train.steps} (teacher) + {student} (student)",
-             }.get(config.method, f"{config.train.steps} + {student} (one phase)")
+    steps = get_method(config.method).steps_text.format(teacher=config.train.steps, student=student)
     rows = [
         ["method", config.method], ["preset", config.preset],
         ["model", f"{model.name}, {model.spatial_dims}-D, features {list(model.features)}, dropout {model.dropout}"],
@@ -742,7 +737,7 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
                     xs.append(fraction * 100)
                     means.append(mean)
                     stds.append(std or 0.0)
-            colour = METHOD_COLOURS.get(method, f"C{i}")
+            colour = method_colour(method, f"C{i}")
             ax.plot(xs, means, marker="o", color=colour, lw=2, label=method)
             drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
             if max_seeds > 1 and xs:
@@ -771,7 +766,6 @@ def _zoom_to(ax, values: list[float]) -> None:
     ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
 
 
-STAGED_METHODS = ("ours", "ours-control")  # methods whose runs have teacher → stage phases
 FRACTION_STYLES = ("-", "--", ":", "-.")
 
 
@@ -783,7 +777,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
     n_phases = max(len(c) for runs in curves.values() for c in runs)
     fractions = sorted({fraction for _, fraction in curves})
     drawn: list[float] = []
-    for method, fraction in sorted(curves, key=lambda key: (STAGED_METHODS.index(key[0]), key[1])):
+    for method, fraction in sorted(curves, key=lambda key: (staged_methods().index(key[0]), key[1])):
         runs = curves[(method, fraction)]
         per_phase = [[c[k] for c in runs if k < len(c) and c[k] is not None] for k in range(n_phases)]
         stats = [mean_std(v) for v in per_phase]
@@ -791,7 +785,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
         means = [stats[k][0] for k in xs]
         stds = [stats[k][1] or 0.0 for k in xs]
         drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
-        colour = METHOD_COLOURS.get(method, "black")
+        colour = method_colour(method, "black")
         style = FRACTION_STYLES[fractions.index(fraction) % len(FRACTION_STYLES)]
         ax.plot(xs, means, marker="o", color=colour, lw=2, ls=style,
                 label=f"{method}, {fraction:.0%} labeled ({len(runs)} run{'s' if len(runs) > 1 else ''})")
@@ -870,7 +864,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     curves: dict[tuple[str, float], list[list[float | None]]] = {}
     for (method, fraction), members in groups.items():
         for row in members:
-            curve = _stage_curve(run_dirs[row["run"]]) if method in STAGED_METHODS else None
+            curve = _stage_curve(run_dirs[row["run"]]) if method in staged_methods() else None
             if curve:
                 curves.setdefault((method, fraction), []).append(curve)
     if curves:

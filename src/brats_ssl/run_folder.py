@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import cached_property
 from pathlib import Path
 
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import CaseRef, Dataset, open_dataset
 from brats_ssl.errors import BadInputError
+from brats_ssl.ssl.registry import get_method
 
 
 class RunFolder:
@@ -53,12 +53,10 @@ class RunFolder:
 
     @property
     def phases(self) -> list[str]:
-        """Training phases present, in order (teacher, stage_1 ... or a baseline's phase)."""
-        def order(name: str) -> tuple:
-            match = re.fullmatch(r"stage_(\d+)", name)
-            return (0, 0) if name == "teacher" else (1, int(match.group(1))) if match else (2, name)
-
-        return sorted((p.name for p in self.path.iterdir() if (p / "metrics.jsonl").is_file()), key=order)
+        """Training phases present, in the order the run's method writes them (its registry entry:
+        teacher, stage_1 ... or a baseline's phase)."""
+        method = get_method(self.config.method)
+        return sorted((p.name for p in self.path.iterdir() if (p / "metrics.jsonl").is_file()), key=method.phase_key)
 
     @property
     def rounds(self) -> list[Path]:

@@ -28,6 +28,8 @@ from brats_ssl import atomic
 from brats_ssl.data.conventions import CLASS_NAMES, MODALITIES
 
 # One colour per internal class, used by every picture of the project.
+# A colour per evaluated region / label in curves (progress.png, report figures).
+REGION_COLOURS = {"WT": "#2a9d8f", "TC": "#e76f51", "ET": "#264653", "NCR": "#e9c46a", "ED": "#8ab17d"}
 LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
     1: (0.90, 0.15, 0.10),  # NCR: red
     2: (0.20, 0.85, 0.25),  # ED: green

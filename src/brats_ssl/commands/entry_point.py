@@ -27,7 +27,7 @@ def _is_number(token: str) -> bool:
 def expand_list_options(args: list[str]) -> list[str]:
     """Allow ``--fractions 0.1 0.25 --methods ours ua-mt --seeds 0 1`` (space-separated lists,
     as people write them) on top of the repeated-flag form the CLI library understands."""
-    from brats_ssl.config import METHODS
+    from brats_ssl.ssl.registry import METHODS
 
     accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS,
                "--references": lambda t: t in METHODS}

@@ -9,6 +9,7 @@ import typer
 
 from brats_ssl.commands import options
 from brats_ssl.commands.app import app, console
+from brats_ssl.ssl.registry import METHODS
 
 
 @app.command()
@@ -16,7 +17,8 @@ def experiment(
     data: Path = typer.Argument(..., help=options.DATASET),
     out: Path = typer.Option(..., "-o", "--out", help="Experiment folder (resumable)."),
     fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
-    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help="Methods to compare."),
+    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help=(
+        f"Methods to compare: {', '.join(METHODS)}.")),
     seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
     folds: int = typer.Option(1, "--folds", min=1, help=(
         "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "

@@ -9,6 +9,7 @@ import typer
 
 from brats_ssl.commands import options
 from brats_ssl.commands.app import app, console
+from brats_ssl.ssl.registry import methods_help
 
 
 @app.command()
@@ -16,10 +17,7 @@ def train(
     data: Path = typer.Argument(..., help=options.DATASET),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (created; an existing one is resumed)."),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split.json from `brats-ssl split`."),
-    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=(
-        "ours (the default of a new run; a resumed run keeps its own) | supervised | self-training | mean-teacher | "
-        "ua-mt | ours-control (ours' teacher and stages on the labeled cases alone: the control for what the "
-        "unlabeled scans add).")),
+    method: Optional[str] = typer.Option(None, "--method", show_default=False, help=methods_help()),
     preset_name: str = typer.Option("auto", "--preset", help=options.PRESET),
     model: Optional[str] = typer.Option(None, "--model", help="transaspp_unet | unet | segresnet | swinunetr."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (teacher, and per student stage)."),

@@ -20,13 +20,14 @@ from monai.transforms import (
 )
 
 
-def build_augmentation(label_keys: tuple[str, ...], *, spatial_dims: int = 3) -> Compose:
+def build_augmentation(label_keys: tuple[str, ...]) -> Compose:
+    """Augmentation of 3-D patches: ``image`` plus the label-like maps under ``label_keys``."""
     keys = ("image",) + tuple(label_keys)
     modes = ("bilinear",) + ("nearest",) * len(label_keys)
     return Compose([
-        RandAffined(keys, prob=0.2, rotate_range=(0.26,) * spatial_dims, scale_range=(0.1,) * spatial_dims,
+        RandAffined(keys, prob=0.2, rotate_range=(0.26,) * 3, scale_range=(0.1,) * 3,
                     mode=modes, padding_mode="zeros"),
-        *[RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(spatial_dims)],
+        *[RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3)],
         RandScaleIntensityd("image", factors=0.1, prob=0.3),
         RandShiftIntensityd("image", offsets=0.1, prob=0.3),
         RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.2, retain_stats=True),
@@ -42,10 +43,10 @@ class Augmenter:
     for the same cores).
     """
 
-    def __init__(self, label_keys: tuple[str, ...], *, spatial_dims: int = 3):
+    def __init__(self, label_keys: tuple[str, ...]):
         set_track_meta(False)  # plain tensors: MONAI metadata tracking costs time and is unused
         self.label_keys = label_keys
-        self.transform = build_augmentation(("maps",) if label_keys else (), spatial_dims=spatial_dims)
+        self.transform = build_augmentation(("maps",) if label_keys else ())
 
     def __call__(self, patch: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
         self.transform.set_random_state(seed=seed % (2**32))

@@ -50,8 +50,7 @@ class BatchBuilder:
     batch of ``batch_size`` samples of that step."""
 
     def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...],
-                 foreground_fraction: float, augment: bool, seed: int, stream: str, spatial_dims: int = 3,
-                 rank: int = 0, world: int = 1):
+                 foreground_fraction: float, augment: bool, seed: int, stream: str, rank: int = 0, world: int = 1):
         self.pools = [p for p in pools if p.items and p.samples > 0]
         if not self.pools:
             raise ValueError("no training cases")
@@ -68,7 +67,7 @@ class BatchBuilder:
         self.seed = seed
         self.stream = _stream_id(stream)
         label_keys = ("label", "confidence", "absent")
-        self.augmenter = Augmenter(label_keys, spatial_dims=spatial_dims) if augment else None
+        self.augmenter = Augmenter(label_keys) if augment else None
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         samples = []

@@ -31,7 +31,6 @@ class Convention:
     file_to_internal: Mapping[int, int]
     seg_dtype: str = "uint8"
     # Per-convention facts used by discovery; kept here so one object describes one layout.
-    layout: str = ""
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -68,7 +67,6 @@ BRATS2021 = Convention(
     name="brats2021",
     description="BraTS 2017-2021: <case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz, ET = 4",
     file_to_internal={0: 0, 1: 1, 2: 2, 4: 3},
-    layout="folder-per-case",
     extra={"suffixes": {"t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "flair": "_flair"},
            "seg": "_seg"},
 )
@@ -76,7 +74,6 @@ BRATS2023 = Convention(
     name="brats2023",
     description="BraTS 2023+: <case>/<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz, ET = 3",
     file_to_internal={0: 0, 1: 1, 2: 2, 3: 3},
-    layout="folder-per-case",
     extra={"suffixes": {"t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "flair": "-t2f"},
            "seg": "-seg"},
 )
@@ -87,7 +84,6 @@ MSD = Convention(
     description="Medical Segmentation Decathlon Task01: imagesTr/*.nii.gz 4-D, labelsTr/, "
     "1 edema, 2 non-enhancing, 3 enhancing",
     file_to_internal={0: 0, 1: 2, 2: 1, 3: 3},
-    layout="decathlon",
     extra={"channel_order": ("flair", "t1", "t1ce", "t2")},
 )
 
@@ -105,7 +101,6 @@ def nnunet_convention(label_names: Mapping[str, object]) -> Convention:
             name="nnunet",
             description="nnU-Net raw (region-based BraTS labels: 1 edema, 2 NCR, 3 ET)",
             file_to_internal={0: 0, 1: 2, 2: 1, 3: 3},
-            layout="nnunet",
         )
     mapping: dict[int, int] = {}
     for name, value in label_names.items():
@@ -126,7 +121,6 @@ def nnunet_convention(label_names: Mapping[str, object]) -> Convention:
         name="nnunet",
         description="nnU-Net raw: imagesTr/<case>_000{0..3}.nii.gz, labelsTr/<case>.nii.gz",
         file_to_internal=mapping,
-        layout="nnunet",
     )
 
 
@@ -143,5 +137,3 @@ def modality_from_name(channel_name: str) -> str | None:
         return "t1"
     return None
 
-
-CONVENTIONS: dict[str, Convention] = {c.name: c for c in (BRATS2021, BRATS2023, MSD)}

@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -31,18 +31,11 @@ from brats_ssl.config import TrainConfig
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_checkpoint, save_checkpoint
 from brats_ssl.engine.device import autocast, grad_scaler, to_memory_format
+from brats_ssl.engine.progress_plot import ValidationView, draw_progress
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], tuple[torch.Tensor, dict[str, float]]]
 Validator = Callable[[nn.Module], dict[str, float]]
 DONE_FILE = "done.json"
-
-
-class Hook(Protocol):
-    """Optional callbacks; implement any subset. ``state_dict`` is saved in checkpoints."""
-
-    name: str
-
-    def on_step_end(self, trainer: "Trainer", step: int, logs: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -58,7 +51,8 @@ class TrainResult:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.99, nesterov=True, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.sgd_momentum, nesterov=True,
+                               weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -77,7 +71,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
         progress = min((step - warmup) / max(total - warmup, 1), 1.0)
         if config.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * progress))
-        return (1 - progress) ** 0.9
+        return (1 - progress) ** config.poly_exponent
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -106,13 +100,17 @@ class Trainer:
         fingerprint: str | None = None,
         description: str = "train",
         progress: Any = None,
-        checkpoint_every: int = 100,
+        checkpoint_every: int | None = None,
+        view: ValidationView | None = None,
         schedule_window: tuple[int, int] | None = None,
         optimizer_state: dict[str, Any] | None = None,
     ):
         """``score(validation metrics)`` picks checkpoint_best (higher is better; required with a
-        validator). ``optimizer_state`` continues an earlier phase's optimizer (its moments) when
-        this phase starts fresh; ``schedule_window`` see :func:`build_scheduler`."""
+        validator); ``view`` says which metrics progress.png and the progress bar show.
+        ``checkpoint_every`` (default ``config.checkpoint_every``): steps between last checkpoints
+        besides those at each validation and at the end. ``optimizer_state`` continues an earlier
+        phase's optimizer (its moments) when this phase starts fresh; ``schedule_window`` see
+        :func:`build_scheduler`."""
         self.model = model
         self.loss_fn = loss_fn
         self.batches = batches
@@ -129,7 +127,8 @@ class Trainer:
         self.fingerprint = fingerprint
         self.description = description
         self.progress = progress
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every = checkpoint_every if checkpoint_every is not None else config.checkpoint_every
+        self.view = view if view is not None else ValidationView()
         self.optimizer = build_optimizer(model, config)
         if optimizer_state is not None:  # before the scheduler, which takes its base rate from the groups
             self.optimizer.load_state_dict(optimizer_state)
@@ -295,14 +294,11 @@ class Trainer:
         if not distributed.is_main():
             return
         atomic.append_line(self.metrics_path, json.dumps({"step": self.step, "val": metrics, "score": score}))
-        from brats_ssl.engine.progress_plot import draw_progress
-
-        draw_progress(atomic.read_jsonl(self.metrics_path), self.out_dir / "progress.png", title=self.description)
+        draw_progress(atomic.read_jsonl(self.metrics_path), self.out_dir / "progress.png", title=self.description,
+                      view=self.view)
 
     def _val_text(self) -> str:
-        if not self.last_val:
-            return "-"
-        return " ".join(f"{k} {self.last_val[k]:.3f}" for k in ("WT", "TC", "ET") if k in self.last_val)
+        return self.view.bar_text(self.last_val) if self.last_val else "-"
 
 
 def _collect(running: list[float], logs: dict[str, float]) -> dict[str, list[float]]:

@@ -10,10 +10,12 @@ import numpy as np
 
 from brats_ssl.data.batches import LABELED, UNLABELED, Pool, batch_counts
 from brats_ssl.data.sampling import TrainItem
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import final_weights, train_phase
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.method_result import MethodResult
+from brats_ssl.run.phase import final_weights, train_phase
 from brats_ssl.ssl.labelling import label_pool, pseudo_pool
 from brats_ssl.ssl.losses import ConsistencyLoss, DualLoss, EMATeacher
+from brats_ssl.ssl.teacher import TEACHER_PHASE, train_teacher
 
 
 def student_steps(ctx: RunContext) -> int:
@@ -25,10 +27,8 @@ def _counts(ctx: RunContext) -> tuple[int, int]:
     return batch_counts(ctx.config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
 
 
-def run_self_training(ctx: RunContext) -> dict:
+def run_self_training(ctx: RunContext) -> MethodResult:
     """All pseudo-labels (one deterministic pass), no uncertainty, no curriculum, no unlearning."""
-    from brats_ssl.ssl.methods import train_teacher
-
     cfg, s = ctx.config, ctx.config.ssl
     teacher = train_teacher(ctx)
     pseudo = label_pool(ctx, teacher.model, ctx.unlabeled, ctx.run_dir / "pseudo" / "round_0", mc=1, tta=False,
@@ -40,8 +40,9 @@ def run_self_training(ctx: RunContext) -> dict:
     pools = [Pool(ctx.labeled_items(), n_labeled, LABELED),
              pseudo_pool(ctx, pseudo, [c.case_id for c in ctx.unlabeled], n_pseudo)]
     student = train_phase(ctx, "student", pools=pools, loss_fn=loss, steps=steps,
-                          init_from=final_weights(ctx, "teacher"))
-    return {**student.summary, "model": "student", "teacher": teacher.summary, "student": student.summary}
+                          init_from=final_weights(ctx, TEACHER_PHASE))
+    return MethodResult(final_phase=student.name, val=student.summary, teacher=teacher.summary,
+                        student=student.summary)
 
 
 def unlabeled_pool(ctx: RunContext, samples: int) -> Pool:
@@ -50,7 +51,7 @@ def unlabeled_pool(ctx: RunContext, samples: int) -> Pool:
     return Pool(items, samples, UNLABELED)
 
 
-def run_consistency(ctx: RunContext, *, uncertainty: bool) -> dict:
+def run_consistency(ctx: RunContext, *, uncertainty: bool) -> MethodResult:
     """Mean Teacher (``uncertainty=False``) or UA-MT, trained from scratch for the same total
     number of steps as the method's teacher plus its student stages."""
     cfg, s = ctx.config, ctx.config.ssl
@@ -65,4 +66,12 @@ def run_consistency(ctx: RunContext, *, uncertainty: bool) -> dict:
     pools = [Pool(ctx.labeled_items(), n_labeled, LABELED), unlabeled_pool(ctx, n_unlabeled)]
     name = "ua_mt" if uncertainty else "mean_teacher"
     result = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=steps, hooks=[teacher], model=model)
-    return {**result.summary, "model": name, "student": result.summary}
+    return MethodResult(final_phase=result.name, val=result.summary, student=result.summary)
+
+
+def run_mean_teacher(ctx: RunContext) -> MethodResult:
+    return run_consistency(ctx, uncertainty=False)
+
+
+def run_ua_mt(ctx: RunContext) -> MethodResult:
+    return run_consistency(ctx, uncertainty=True)

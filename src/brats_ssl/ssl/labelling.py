@@ -22,7 +22,7 @@ from brats_ssl.data.batches import PSEUDO, Pool
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
+from brats_ssl.run.context import RunContext
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.metrics import region_dice
 from brats_ssl.paths import safe_name

@@ -9,14 +9,14 @@ rank 0 alone writes the files every rank would write alike (rankings, statistics
 
 from __future__ import annotations
 
-
 from brats_ssl import atomic
 from brats_ssl.data.batches import LABELED, Pool, batch_counts
 from brats_ssl.engine import distributed
-from brats_ssl.engine.context import RunContext
-from brats_ssl.engine.phase import PhaseResult, final_weights, train_phase
 from brats_ssl.metrics import summary_score
 from brats_ssl.progress import track
+from brats_ssl.run.context import RunContext
+from brats_ssl.run.method_result import MethodResult
+from brats_ssl.run.phase import PhaseResult, final_weights, train_phase
 from brats_ssl.ssl.curriculum import stage_members, threshold
 from brats_ssl.ssl.labelling import (
     audit_info,
@@ -32,6 +32,7 @@ from brats_ssl.ssl.losses import DualLoss
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
 from brats_ssl.ssl.review_decisions import stage_members_after_review
+from brats_ssl.ssl.teacher import TEACHER_PHASE, train_teacher
 
 
 def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
@@ -56,17 +57,15 @@ def stage_start(ctx: RunContext, k: int, teacher: str) -> dict:
     s = ctx.config.ssl
     if s.student_schedule == "restart":
         return {"init_from": final_weights(ctx, teacher)}
-    return {"init_from": final_weights(ctx, "teacher" if k == 1 else f"stage_{k - 1}"), "init_optimizer": k > 1,
+    return {"init_from": final_weights(ctx, TEACHER_PHASE if k == 1 else f"stage_{k - 1}"), "init_optimizer": k > 1,
             "schedule_window": ((k - 1) * s.stage_steps, s.stages * s.stage_steps)}
 
 
-def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
+def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
     """The method. With ``unlabeled=False`` (``--method ours-control``) the same teacher and stage
     schedule run on the labeled cases alone - the same labeled patches at every step - with no
     pseudo-labelling: the control that tells what ours gains from its extra training steps rather
     than from the unlabeled scans."""
-    from brats_ssl.ssl.methods import train_teacher
-
     cfg, s = ctx.config, ctx.config.ssl
     teacher = train_teacher(ctx)
     mc = cfg.inference.mc_samples
@@ -120,5 +119,10 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> dict:
         if distributed.is_main():
             atomic.write_json(ctx.run_dir / "stages.json", stages)
 
-    return {**best.summary, "model": best.name, "teacher": teacher.summary, "student": student.summary,
-            "stages": stages}
+    return MethodResult(final_phase=best.name, val=best.summary, teacher=teacher.summary, student=student.summary,
+                        stages=stages)
+
+
+def run_ours_control(ctx: RunContext) -> MethodResult:
+    """``--method ours-control``: :func:`run_ours` on the labeled cases alone."""
+    return run_ours(ctx, unlabeled=False)

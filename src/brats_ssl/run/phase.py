@@ -17,16 +17,24 @@ from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import BatchBuilder, Pool, batch_loader
+from brats_ssl.data.conventions import REGIONS
 from brats_ssl.data.io import read_seg, write_label_map
 from brats_ssl.data.preprocess import restore_probabilities
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import LAST_CHECKPOINT, load_model_weights
-from brats_ssl.engine.context import RunContext
 from brats_ssl.engine.device import to_memory_format
+from brats_ssl.engine.progress_plot import ValidationView
 from brats_ssl.engine.trainer import LossFn, Trainer, TrainResult
 from brats_ssl.inference import InferenceOptions, predict_volume
-from brats_ssl.paths import inside, safe_name
 from brats_ssl.metrics import case_metrics, mean_region_dice, region_dice, summarize, summary_score
+from brats_ssl.paths import inside, safe_name
+from brats_ssl.run.context import RunContext
+from brats_ssl.viz import REGION_COLOURS
+
+
+# What the trainer shows of the validator's Dice: every region and label in progress.png, the
+# BraTS regions (the selection score's terms) on the progress bar.
+VALIDATION_VIEW = ValidationView(colours=REGION_COLOURS, bar=tuple(REGIONS), title="validation Dice")
 
 
 def make_validator(ctx: RunContext):
@@ -135,13 +143,14 @@ def train_phase(
     builder = BatchBuilder(
         pools, patch_size=tuple(cfg.train.patch_size),
         foreground_fraction=cfg.train.foreground_fraction, augment=cfg.train.augment, seed=cfg.seed,
-        stream=name, spatial_dims=3, rank=distributed.rank(), world=distributed.world_size(),
+        stream=name, rank=distributed.rank(), world=distributed.world_size(),
     )
     trainer = Trainer(
         model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
         out_dir=out_dir, steps=steps, config=cfg.train, device=ctx.device, seed=cfg.seed,
-        validator=make_validator(ctx), score=mean_region_dice, hooks=hooks, fingerprint=ctx.fingerprint,
-        description=name, progress=ctx.progress, schedule_window=schedule_window, optimizer_state=optimizer_state,
+        validator=make_validator(ctx), score=mean_region_dice, view=VALIDATION_VIEW, hooks=hooks,
+        fingerprint=ctx.fingerprint, description=name, progress=ctx.progress, schedule_window=schedule_window,
+        optimizer_state=optimizer_state,
     )
     result = trainer.fit()
     load_model_weights(model, out_dir / LAST_CHECKPOINT, fingerprint=ctx.fingerprint)
