@@ -41,7 +41,7 @@ from brats_ssl.data.preprocess import PreprocessParams, restore_map
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.engine.progress_plot import REGION_COLOURS
 from brats_ssl.errors import BadInputError
-from brats_ssl.experiment import read_results, reused_seconds
+from brats_ssl.experiment_folder import read_results, reused_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import EVALUATED, HD95_MAX
