@@ -21,7 +21,8 @@ from brats_ssl.errors import BadInputError
 from brats_ssl.experiment import run_experiment
 from brats_ssl.experiment_folder import REUSED_MARKER, read_results
 from brats_ssl.metrics import EVALUATED
-from brats_ssl.report import REPORT_HTML, REPORT_MD, pick_cases, predictive_entropy, write_report
+from brats_ssl.report import REPORT_HTML, REPORT_MD, write_report
+from brats_ssl.report.overlays import pick_cases, predictive_entropy
 from brats_ssl.viz import CELL_PX, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
 
 SHAPE = (40, 40, 32)
