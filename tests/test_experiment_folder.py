@@ -1,8 +1,11 @@
-"""The experiment-folder reader on hand-made folders: missing files, moved runs, reused seconds."""
+"""The experiment-folder reader on hand-made folders: missing files, moved runs, reused seconds,
+and the experiment module writing without importing the report."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from brats_ssl.experiment_folder import (
@@ -66,3 +69,8 @@ def test_reused_phases_are_counted_apart(tmp_path):
     assert run_seconds(run) == 42.5
     assert reused_seconds(run) == 30.0
 
+
+def test_the_experiment_module_does_not_import_the_report():
+    code = "import sys, brats_ssl.experiment; print(sorted(m for m in sys.modules if m.startswith('brats_ssl.report')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

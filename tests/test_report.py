@@ -36,6 +36,7 @@ def experiment(tmp_path_factory, _isolated_cache) -> Path:
     write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
     run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours", "ours-control"],
                    seeds=[0, 1], val=0.25, preset="tiny", steps=4, overrides=[])
+    write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
     return root / "exp"
 
 

@@ -1,8 +1,9 @@
 """``brats-ssl experiment``: the data-efficiency sweep (labeled fraction × method × seed, and with
 ``--folds K`` every fold of a K-fold cross-validation), then ``results.csv`` (a row per run),
-``per_case.csv`` (a row per run and val case), ``comparisons.csv`` (paired differences with
-bootstrap intervals and Wilcoxon p-values) and the report. Reading the folder back is
-:mod:`brats_ssl.experiment_folder`'s.
+``per_case.csv`` (a row per run and val case) and ``comparisons.csv`` (paired differences with
+bootstrap intervals and Wilcoxon p-values). Reading the folder back is
+:mod:`brats_ssl.experiment_folder`'s; the report is drawn by the caller (``brats-ssl experiment``
+runs this, then :func:`brats_ssl.report.write_report`).
 
 With ``--folds 1`` (default) every run validates on one fixed val set; with K folds every case
 is validated exactly once per (method, fraction, seed). Within a fold, ``--selection`` labeled
@@ -135,9 +136,6 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                     rows.append(_row(method, fraction, seed, fold, split, run_dir, seconds, summary or {}, note))
                     write_results(out, rows)
                     write_tables(out, rows, references)
-    from brats_ssl.report import write_report
-
-    write_report(out, console=console)
     return out / RESULTS_CSV
 
 
