@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment_folder import ExperimentFolder, reused_seconds
@@ -72,8 +72,8 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     return write_document(document, folder)
 
 
-def _val_cases(run_dirs) -> int | None:
-    """Val cases of the first run whose split can be read (every run of a sweep has as many)."""
+def _val_cases(run_dirs: Iterable[Path]) -> int | None:
+    """Val cases of the first run whose split can be read: the header's and the curves' count."""
     for run_dir in run_dirs:
         try:
             return len(RunFolder(run_dir).split.get("val", []))
