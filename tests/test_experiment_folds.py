@@ -10,6 +10,7 @@ import pytest
 from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.experiment import run_experiment
 from brats_ssl.experiment_tables import COMPARISON_COLUMNS, PER_CASE_COLUMNS
+from brats_ssl.report import write_report
 from brats_ssl.stats import paired
 
 
@@ -19,6 +20,7 @@ def sweep(tmp_path_factory, _isolated_cache) -> Path:
     write_cohort(root / "data", cases=9, shape=(24, 24, 16), seed=1)
     run_experiment(root / "data", root / "exp", fractions=[0.5], methods=["supervised", "ours-control"], seeds=[0],
                    val=0.2, folds=3, selection=1, preset="tiny", steps=2, overrides=["ssl.stages=1"])
+    write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
     return root / "exp"
 
 

@@ -33,7 +33,6 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 # Circles known and being removed elsewhere; each must still exist (a stale exemption fails too).
 KNOWN_CIRCLES: list[set[str]] = [
-    {"experiment", "report"},  # issue 13 item 2: the CLI composes experiment then report
 ]
 
 

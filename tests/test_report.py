@@ -18,9 +18,11 @@ from brats_ssl import cli
 from brats_ssl.data.io import load_case
 from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.errors import BadInputError
-from brats_ssl.experiment import REUSED_MARKER, read_results, run_experiment
+from brats_ssl.experiment import run_experiment
+from brats_ssl.experiment_folder import REUSED_MARKER, read_results
 from brats_ssl.metrics import EVALUATED
-from brats_ssl.report import REPORT_HTML, REPORT_MD, pick_cases, predictive_entropy, write_report
+from brats_ssl.report import REPORT_HTML, REPORT_MD, write_report
+from brats_ssl.report.overlays import pick_cases, predictive_entropy
 from brats_ssl.viz import CELL_PX, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
 
 SHAPE = (40, 40, 32)
@@ -34,6 +36,7 @@ def experiment(tmp_path_factory, _isolated_cache) -> Path:
     write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
     run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours", "ours-control"],
                    seeds=[0, 1], val=0.25, preset="tiny", steps=4, overrides=[])
+    write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
     return root / "exp"
 
 

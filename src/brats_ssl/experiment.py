@@ -1,7 +1,9 @@
 """``brats-ssl experiment``: the data-efficiency sweep (labeled fraction × method × seed, and with
 ``--folds K`` every fold of a K-fold cross-validation), then ``results.csv`` (a row per run),
-``per_case.csv`` (a row per run and val case), ``comparisons.csv`` (paired differences with
-bootstrap intervals and Wilcoxon p-values) and the report.
+``per_case.csv`` (a row per run and val case) and ``comparisons.csv`` (paired differences with
+bootstrap intervals and Wilcoxon p-values). Reading the folder back is
+:mod:`brats_ssl.experiment_folder`'s; the report is drawn by the caller (``brats-ssl experiment``
+runs this, then :func:`brats_ssl.report.write_report`).
 
 With ``--folds 1`` (default) every run validates on one fixed val set; with K folds every case
 is validated exactly once per (method, fraction, seed). Within a fold, ``--selection`` labeled
@@ -16,7 +18,6 @@ supervised run (recorded as such, with a note).
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import time
 from pathlib import Path
@@ -26,10 +27,10 @@ from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.folds import fold_splits
 from brats_ssl.data.split import load_split, save_split
 from brats_ssl.errors import BadInputError
+from brats_ssl.experiment_folder import EXPERIMENT_JSON, RESULTS_CSV, REUSED_MARKER, RUNS, ExperimentFolder, run_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, write_tables
 
 REGION_KEYS = ("WT", "TC", "ET", "NCR", "ED")
-REUSED_MARKER = "reused_from.txt"  # in a phase folder copied from another run
 RESULT_COLUMNS = ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds",
                   "note"] + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")] + [
     "teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
@@ -101,7 +102,7 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
     dataset = open_dataset(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(out / "experiment.json", {
+    atomic.write_json(out / EXPERIMENT_JSON, {
         "data": str(Path(data).resolve()), "fractions": fractions, "methods": methods, "seeds": seeds,
         "folds": folds, "selection": selection, "references": references,
         "val": val, "preset": preset, "steps": steps, "overrides": overrides,
@@ -114,11 +115,11 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                                selection=selection)
             for fraction in sorted(fractions):
                 split_path, split = _split(out, dataset, fraction, seed, fold, folds, made)
-                supervised_dir = out / "runs" / run_name("supervised", fraction, seed, fold, folds)
+                supervised_dir = out / RUNS / run_name("supervised", fraction, seed, fold, folds)
                 for method in sorted(methods, key=lambda m: m != "supervised"):
                     no_unlabeled = method != "supervised" and not split["unlabeled"]
                     run_dir = (supervised_dir if no_unlabeled
-                               else out / "runs" / run_name(method, fraction, seed, fold, folds))
+                               else out / RUNS / run_name(method, fraction, seed, fold, folds))
                     run_method = "supervised" if no_unlabeled else method
                     if console is not None:
                         where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
@@ -130,15 +131,12 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                         data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,
                         steps=steps, seed=seed, overrides=list(overrides),
                     ), console=console)
-                    seconds = _run_seconds(run_dir) or (time.perf_counter() - start)
+                    seconds = run_seconds(run_dir) or (time.perf_counter() - start)
                     note = "no unlabeled cases: same as supervised" if no_unlabeled else ""
                     rows.append(_row(method, fraction, seed, fold, split, run_dir, seconds, summary or {}, note))
                     write_results(out, rows)
                     write_tables(out, rows, references)
-    from brats_ssl.report import write_report
-
-    write_report(out, console=console)
-    return out / "results.csv"
+    return out / RESULTS_CSV
 
 
 def thread_counts(out: Path) -> list[int]:
@@ -147,27 +145,8 @@ def thread_counts(out: Path) -> list[int]:
     know when runs mixed them."""
     import torch
 
-    previous = []
-    if (out / "experiment.json").is_file():
-        previous = json.loads((out / "experiment.json").read_text()).get("torch_threads", [])
+    previous = ExperimentFolder(out).info.get("torch_threads", [])
     return sorted(set(previous) | {torch.get_num_threads()})
-
-
-def _phase_seconds(run_dir: Path, *, reused_only: bool = False) -> float:
-    """Sum of the finished phases' training time (done.json, summed over resumed processes);
-    ``reused_only``: just the phases copied from another run."""
-    return sum(float(json.loads(done.read_text()).get("seconds", 0.0)) for done in Path(run_dir).glob("*/done.json")
-               if not reused_only or (done.parent / REUSED_MARKER).is_file())
-
-
-def _run_seconds(run_dir: Path) -> float | None:
-    """Training time of a run, its reused teacher included (what the run took on its own)."""
-    return _phase_seconds(run_dir) or None
-
-
-def reused_seconds(run_dir: Path) -> float:
-    """Training time of the run's phases copied from another run (already counted there)."""
-    return _phase_seconds(run_dir, reused_only=True)
 
 
 def write_results(out: Path, rows: list[dict]) -> Path:
@@ -177,9 +156,4 @@ def write_results(out: Path, rows: list[dict]) -> Path:
             writer.writeheader()
             writer.writerows(rows)
 
-    return atomic.write_with(out / "results.csv", write)
-
-
-def read_results(out: Path) -> list[dict]:
-    with (Path(out) / "results.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    return atomic.write_with(out / RESULTS_CSV, write)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from brats_ssl import atomic
 from brats_ssl.data.conventions import REGIONS
+from brats_ssl.experiment_folder import COMPARISONS_CSV, PER_CASE_CSV
 from brats_ssl.stats import Paired, mean_ci, paired
 
 DICE_KEYS = ("WT", "TC", "ET", "NCR", "ED")
@@ -132,11 +133,6 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
 def write_tables(out: Path, results: list[dict], references: Iterable[str] = DEFAULT_REFERENCES) -> list[dict]:
     """Write ``per_case.csv`` and ``comparisons.csv`` into the experiment folder; returns the case rows."""
     rows = collect_case_rows(results)
-    _write_csv(Path(out) / "per_case.csv", PER_CASE_COLUMNS, rows)
-    _write_csv(Path(out) / "comparisons.csv", COMPARISON_COLUMNS, comparison_rows(rows, references))
+    _write_csv(Path(out) / PER_CASE_CSV, PER_CASE_COLUMNS, rows)
+    _write_csv(Path(out) / COMPARISONS_CSV, COMPARISON_COLUMNS, comparison_rows(rows, references))
     return rows
-
-
-def read_csv(path: Path) -> list[dict]:
-    with Path(path).open(newline="") as handle:
-        return list(csv.DictReader(handle))

@@ -37,7 +37,7 @@ LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
 }
 HEAT_CMAP = "inferno"
 VIEWS = ("axial", "coronal", "sagittal")
-_VIEW_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+VIEW_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # LPS voxel axis each view slices across
 
 # Layout in pixels (at DPI): each row is a caption strip over square cells.
 DPI = 100
@@ -92,7 +92,7 @@ def display_slice(volume: np.ndarray, view: str, index: int) -> np.ndarray:
 
 def tumour_slice(seg: np.ndarray | None, *, view: str = "axial", brain: np.ndarray | None = None) -> int:
     """Index of the slice with the most tumour; without tumour, the one with the most brain."""
-    axis = _VIEW_AXIS[view]
+    axis = VIEW_AXIS[view]
     other = tuple(a for a in range(3) if a != axis)
     if seg is not None and np.any(seg > 0):
         return int(np.argmax(np.count_nonzero(seg > 0, axis=other)))

@@ -35,7 +35,9 @@ def experiment(
 ) -> None:
     """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
     from brats_ssl.experiment import run_experiment
+    from brats_ssl.report import write_report
 
     run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val, folds=folds,
                    selection=selection, references=references, preset=preset_name, steps=steps,
                    overrides=list(overrides), console=console)
+    write_report(out, console=console)
