@@ -1,19 +1,29 @@
 """End to end through the command line on a tiny cohort whose unlabeled cases have no seg file."""
 
 import json
+import math
 import shutil
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
+from brats_ssl import atomic
 from brats_ssl.cli import main
+from brats_ssl.config import preset
+from brats_ssl.engine.checkpoint import load_checkpoint
+from brats_ssl.run.model import build_model
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import METHODS
 from conftest import write_dataset
 
 TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
         "--set", "inference.mc_samples=2"]
+
+
+def previous_phase(phases: list[str], phase: str) -> str:
+    return phases[phases.index(phase) - 1]
 
 
 def run_cli(*args) -> int:
@@ -132,7 +142,10 @@ def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_ru
     assert control["mean"] == no_share["mean"] and control["model"] == no_share["model"]
     assert all(s["members"] == 0 and "mean_agreement" not in s for s in control["stages"])
     assert not (runs["control"] / "pseudo").exists() and (runs["no_share"] / "pseudo").exists()
-    # and the pseudo-labels do change ours: its stage 1 differs from the control's
+    # and the pseudo-labels are at work in ours: its stages learn from them (and unlearn), with
+    # weight, on top of the same supervised term - which is what makes it differ from the control
+    rows = [r for k in (1, 2) for r in atomic.read_jsonl(ours_run / f"stage_{k}" / "metrics.jsonl") if "loss" in r]
+    assert rows and all(r["learn"] > 0 and r["unlearn"] > 0 and r["lambda"] > 0 for r in rows)
     ours = json.loads((ours_run / "summary.json").read_text())
     assert ours["stages"][0]["student_val"] != control["stages"][0]["student_val"]
 
@@ -146,8 +159,20 @@ def test_every_method_runs(cohort, tmp_path, method):
     assert run_cli("train", data, "-o", run, "--method", method, "--preset", "tiny", "--steps", "2",
                    "--set", "ssl.stages=1", "--set", "inference.mc_samples=2") == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["mean"]["WT"]["dice"] is not None
+    val = json.loads((run / "split.json").read_text())["val"]
+    assert [e["case"] for e in summary["per_case"]] == val  # scored on every val case, in [0, 1]
+    assert all(0 <= e[k]["dice"] <= 1 for e in summary["per_case"] for k in ("WT", "TC", "ET", "NCR", "ED"))
     phases = METHODS[method].phase_names(stages=1)
+    # every phase trained: finite losses logged, and its weights moved away from where they started
+    torch.manual_seed(0)  # as the run builds its first model (seed 0)
+    start = build_model(preset("tiny"))
+    for phase in phases:
+        losses = [r["loss"] for r in atomic.read_jsonl(run / phase / "metrics.jsonl") if "loss" in r]
+        assert losses and all(math.isfinite(v) for v in losses)
+        before = load_checkpoint(run / previous_phase(phases, phase) / "checkpoint_last.pt")["model"] \
+            if phase != phases[0] and METHODS[method].starts_from_teacher else start.state_dict()
+        after = load_checkpoint(run / phase / "checkpoint_last.pt")["model"]
+        assert any(not torch.equal(before[k], after[k]) for k in after if after[k].is_floating_point()), phase
     assert RunFolder(run).phases == phases and summary["model"] in phases
     assert ("teacher" in summary) == ("teacher" in phases)
     assert (run / "stages.json").is_file() == METHODS[method].staged

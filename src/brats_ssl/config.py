@@ -96,12 +96,20 @@ class SSLConfig:
     # continuous: the student goes on from stage to stage on one LR schedule; restart: every stage
     # starts from the current teacher with a fresh optimizer and schedule (runs made before).
     student_schedule: str = "continuous"
+    # How the student learns from the pseudo-labeled patches (ssl/student_loss.py); all off = the
+    # dual loss of runs made before these existed.
+    online_weight: float = 0.5  # targets: (1 - w) offline curriculum pseudo-label + w online EMA teacher
+    strong_views: bool = True  # the student sees a strong view of pseudo-labeled patches, the teachers the weak one
+    copy_paste: bool = True  # labeled and pseudo-labeled patches swap a box both ways (BCP)
+    copy_paste_ratio: float = 0.6667  # of the patch along each axis (BCP's 3-D code: 2/3)
+    hierarchical: bool = True  # tumour vs background where sure, the subclass only where sure of it too
+    tau_subclass: float = 0.8  # P(subclass | tumour) needed to learn a voxel's subclass
     refinement: bool = True
     tau_agree: float = 0.80
     agree_confidence: str = "mean"  # refinement, where teacher and student agree: mean | max of their confidences
     confidence_margin_mm: float = 8.0
     empty_penalty: float = 0.5
-    ema_decay: float = 0.99  # mean-teacher / ua-mt
+    ema_decay: float = 0.99  # the online teacher of ours, mean-teacher, ua-mt, bcp
     consistency_weight: float = 0.1  # mean-teacher / ua-mt
     consistency_noise: float = 0.1  # mean-teacher / ua-mt: std of the noise on the EMA teacher's input (clipped at ±2 std)
     uamt_shared_encoder: bool = True  # ua-mt: the T teacher passes share one noisy input and one encoder run
@@ -244,7 +252,9 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
 # a run's saved config.yaml that does not name one gets this value, not today's default.
 LEGACY_VALUES: dict[tuple[str, str], Any] = {("ssl", "student_schedule"): "restart",
                                               ("ssl", "uamt_shared_encoder"): False,
-                                              ("ssl", "agree_confidence"): "max"}
+                                              ("ssl", "agree_confidence"): "max",
+                                              ("ssl", "online_weight"): 0.0, ("ssl", "strong_views"): False,
+                                              ("ssl", "copy_paste"): False, ("ssl", "hierarchical"): False}
 
 
 def load(path: str | Path, base: Config | None = None, *, saved_run: bool = False) -> Config:
@@ -300,6 +310,12 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     return config
 
 
+def learns_from_targets(ssl: SSLConfig) -> bool:
+    """Whether ours' student uses any of the target / view / mixing changes (ssl/student_loss.py)
+    rather than the dual loss alone."""
+    return ssl.online_weight > 0 or ssl.strong_views or ssl.copy_paste or ssl.hierarchical
+
+
 def validate(config: Config) -> None:
     """Reject settings that cannot work, with the field named."""
     checks = [
@@ -336,6 +352,12 @@ def validate(config: Config) -> None:
         (config.ssl.unlabeled_ratio >= 0, "ssl.unlabeled_ratio: at least 0"),
         (config.ssl.student_schedule in ("continuous", "restart"), "ssl.student_schedule: continuous or restart"),
         (config.ssl.agree_confidence in ("mean", "max"), "ssl.agree_confidence: mean or max"),
+        (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
+        (0 < config.ssl.copy_paste_ratio < 1, "ssl.copy_paste_ratio: in (0, 1)"),
+        (0 < config.ssl.tau_subclass <= 1, "ssl.tau_subclass: in (0, 1]"),
+        (config.train.loss == "dice_ce" or not learns_from_targets(config.ssl),
+         "ssl.online_weight / strong_views / copy_paste / hierarchical: need train.loss dice_ce (set them to "
+         "0 / false for the region loss)"),
         (config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
          "ssl.pseudo_fraction: in [0, 1), or null"),
     ]

@@ -142,7 +142,8 @@ class Trainer:
         self.best_score = -math.inf
         self.best_step = -1
         self.last_val: dict[str, float] = {}
-        self.running_loss: list[float] = []  # losses since the last log row (checkpointed)
+        # Every logged value since the last log row (checkpointed): a row holds their means.
+        self.running_logs: dict[str, list[float]] = {}
         self.seconds_before = 0.0  # training time of earlier processes of this phase (checkpointed)
         self.segment_start: float | None = None
 
@@ -169,7 +170,7 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "last_val": self.last_val,
-            "running_loss": list(self.running_loss),
+            "running_logs": {k: list(v) for k, v in self.running_logs.items()},
             "seconds": self._seconds(),
             "rng_torch": torch.get_rng_state(),
             "hooks": {h.name: h.state_dict() for h in self.hooks if hasattr(h, "state_dict")},
@@ -186,7 +187,9 @@ class Trainer:
         self.best_score = float(state["best_score"])
         self.best_step = int(state["best_step"])
         self.last_val = dict(state.get("last_val", {}))
-        self.running_loss = [float(v) for v in state.get("running_loss", [])]
+        # Checkpoints made before every value was averaged kept the losses only.
+        saved = state.get("running_logs", {"loss": state.get("running_loss", [])})
+        self.running_logs = {k: [float(x) for x in v] for k, v in saved.items() if v}
         self.seconds_before = float(state.get("seconds", 0.0))
         torch.set_rng_state(state["rng_torch"])
         for hook in self.hooks:
@@ -226,18 +229,19 @@ class Trainer:
         self.segment_start = time.perf_counter()
         task = self.progress.add_task(self.description, total=self.steps, completed=self.step,
                                       info=f"val {self._val_text()}") if self.progress and main else None
-        running = self.running_loss
+        running = self.running_logs
         for batch in self.batches(self.step, self.steps):
             step = self.step
             torch.manual_seed(step_seed(self.seed, step, distributed.rank()))
             logs = self._train_step(train_model, batch, step)
-            running.append(logs["loss"])
+            for key, value in logs.items():
+                running.setdefault(key, []).append(value)
             self.step = step + 1
             for hook in self.hooks:
                 if hasattr(hook, "on_step_end"):
                     hook.on_step_end(self, step, logs)
             if self.step % self.config.log_every == 0 or self.step == self.steps:
-                means = distributed.mean_over_ranks({k: sum(v) / len(v) for k, v in _collect(running, logs).items()})
+                means = distributed.mean_over_ranks({k: sum(v) / len(v) for k, v in running.items()})
                 if main:
                     row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], **means}
                     atomic.append_line(self.metrics_path, json.dumps(row))
@@ -299,11 +303,3 @@ class Trainer:
 
     def _val_text(self) -> str:
         return self.view.bar_text(self.last_val) if self.last_val else "-"
-
-
-def _collect(running: list[float], logs: dict[str, float]) -> dict[str, list[float]]:
-    collected = {"loss": running}
-    for key, value in logs.items():
-        if key != "loss":
-            collected[key] = [value]
-    return collected

@@ -126,14 +126,17 @@ class EMATeacher:
 
     name = "ema_teacher"
 
-    def __init__(self, student: nn.Module, decay: float):
+    def __init__(self, student: nn.Module, decay: float, *, step_offset: int = 0):
+        """A copy of ``student`` to follow it; ``step_offset``: steps it already followed (a student
+        that goes on across phases keeps its teacher's warm-up behind it)."""
         self.model = copy.deepcopy(student)
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.decay = decay
+        self.decay, self.step_offset = decay, step_offset
 
     @torch.no_grad()
     def on_step_end(self, trainer, step: int, logs: dict) -> None:
+        step += self.step_offset
         alpha = min(1 - 1 / (step + 1), self.decay)
         for ema, live in zip(self.model.parameters(), trainer.model.parameters()):
             ema.mul_(alpha).add_(live.detach(), alpha=1 - alpha)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import LABELED, Pool, batch_counts
+from brats_ssl.config import learns_from_targets
 from brats_ssl.engine import distributed
+from brats_ssl.engine.checkpoint import load_model_weights
+from brats_ssl.engine.device import to_memory_format
 from brats_ssl.metrics import summary_score
 from brats_ssl.progress import track
 from brats_ssl.run.context import RunContext
@@ -28,7 +31,8 @@ from brats_ssl.ssl.labelling import (
     rank_pool,
     write_ranking,
 )
-from brats_ssl.ssl.losses import DualLoss
+from brats_ssl.ssl.losses import DualLoss, EMATeacher
+from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
 from brats_ssl.ssl.review_decisions import stage_members_after_review
@@ -61,6 +65,39 @@ def stage_start(ctx: RunContext, k: int, teacher: str) -> dict:
             "schedule_window": ((k - 1) * s.stage_steps, s.stages * s.stage_steps)}
 
 
+def online_teacher(ctx: RunContext, k: int) -> EMATeacher:
+    """Stage k's online EMA teacher: the supervised teacher's weights at stage 1, then the EMA that
+    stage k - 1 ended with (it follows the student across the stages, as the LR schedule does)."""
+    s = ctx.config.ssl
+    model = ctx.new_model()
+    previous = final_weights(ctx, TEACHER_PHASE if k == 1 else f"stage_{k - 1}")
+    state = load_model_weights(model, previous, fingerprint=ctx.fingerprint)
+    if k > 1 and EMATeacher.name in state.get("hooks", {}):
+        model.load_state_dict(state["hooks"][EMATeacher.name])
+    to_memory_format(model.to(ctx.device), ctx.config.train.channels_last)
+    return EMATeacher(model, s.ema_decay, step_offset=(k - 1) * s.stage_steps)
+
+
+def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple[object, list]:
+    """(loss_fn, hooks) of stage k: the dual loss, or with any of the target / view / mixing
+    settings on, the student loss and its online teacher. ours-control, with no pseudo-labeled
+    patch, trains alike under both (the same supervised loss on the same labeled patches)."""
+    cfg, s = ctx.config, ctx.config.ssl
+    rampup = int(s.rampup_fraction * s.stage_steps)
+    if not unlabeled or not learns_from_targets(s):
+        return DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
+                        weighted=s.uncertainty_weighting, lambda_max=s.lambda_max, rampup_steps=rampup,
+                        step_offset=(k - 1) * s.stage_steps), []
+    teacher = online_teacher(ctx, k) if s.online_weight > 0 else None
+    settings = StudentSettings(
+        tau=tau, beta=s.beta, unlearn=s.unlearn, weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
+        rampup_steps=rampup, online_weight=s.online_weight, strong_views=s.strong_views, copy_paste=s.copy_paste,
+        copy_paste_ratio=s.copy_paste_ratio, hierarchical=s.hierarchical, tau_subclass=s.tau_subclass,
+        tau_neg=s.tau_neg)
+    loss = StudentLoss(settings, teacher=teacher, seed=cfg.seed, step_offset=(k - 1) * s.stage_steps)
+    return loss, [teacher] if teacher is not None else []
+
+
 def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
     """The method. With ``unlabeled=False`` (``--method ours-control``) the same teacher and stage
     schedule run on the labeled cases alone - the same labeled patches at every step - with no
@@ -84,9 +121,7 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
     for k in range(1, s.stages + 1):
         name = f"stage_{k}"
         tau = threshold(k, s.stages, s.tau_start, s.tau_end)
-        loss = DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
-                        weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
-                        rampup_steps=int(s.rampup_fraction * s.stage_steps), step_offset=(k - 1) * s.stage_steps)
+        loss, hooks = stage_loss(ctx, k, tau, unlabeled=unlabeled)
         pools = [Pool(ctx.labeled_items(), n_labeled, LABELED)]
         members: list[str] = []
         review = None
@@ -95,7 +130,7 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
             members, review = stage_members_after_review(
                 ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum))
             pools.append(pseudo_pool(ctx, current, members, n_pseudo))
-        student = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps,
+        student = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps, hooks=hooks,
                               **stage_start(ctx, k, best.name))
         if unlabeled and distributed.is_main():
             atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
