@@ -25,15 +25,17 @@ from pathlib import Path
 from brats_ssl import atomic, folder_lock
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.folds import fold_splits
+from brats_ssl.data.conventions import REGIONS
 from brats_ssl.data.split import load_split, save_split
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment_folder import EXPERIMENT_JSON, RESULTS_CSV, REUSED_MARKER, RUNS, ExperimentFolder, run_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, write_tables
+from brats_ssl.metrics import EVALUATED
 
-REGION_KEYS = ("WT", "TC", "ET", "NCR", "ED")
+REGION_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 RESULT_COLUMNS = ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds",
                   "note"] + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")] + [
-    "teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
+    f"teacher_{r}_dice" for r in REGIONS]
 
 
 def run_name(method: str, fraction: float, seed: int, fold: int, folds: int) -> str:
@@ -68,7 +70,7 @@ def _row(method, fraction, seed, fold, split, run_dir, seconds, summary, note=""
             value = (mean.get(region) or {}).get(metric)
             row[f"{region}_{metric}"] = "" if value is None else round(float(value), 4)
     teacher = (summary.get("teacher") or {}).get("mean", {})
-    for region in ("WT", "TC", "ET"):
+    for region in REGIONS:
         value = (teacher.get(region) or {}).get("dice")
         row[f"teacher_{region}_dice"] = "" if value is None else round(float(value), 4)
     return row

@@ -20,9 +20,10 @@ from typing import Callable, Iterable
 from brats_ssl import atomic
 from brats_ssl.data.conventions import REGIONS
 from brats_ssl.experiment_folder import COMPARISONS_CSV, PER_CASE_CSV
+from brats_ssl.metrics import EVALUATED
 from brats_ssl.stats import Paired, mean_ci, paired
 
-DICE_KEYS = ("WT", "TC", "ET", "NCR", "ED")
+DICE_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 METRICS = DICE_KEYS + ("mean",)
 PER_CASE_COLUMNS = (["method", "fraction", "seed", "fold", "case"] + list(DICE_KEYS)
                     + [f"hd95_{k}" for k in DICE_KEYS] + [f"raw_{k}" for k in DICE_KEYS]

@@ -18,6 +18,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.engine.device import autocast, to_memory_format
 from brats_ssl.losses import probabilities
 from brats_ssl.networks.mc import enable_mc_dropout, supports_split_mc
@@ -123,8 +124,7 @@ class WindowPredictor:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         brain = x.abs().flatten(1).amax(1) > 0
-        n_classes = 4
-        mean = torch.zeros((x.shape[0], n_classes) + tuple(x.shape[2:]), device=x.device)
+        mean = torch.zeros((x.shape[0], NUM_CLASSES) + tuple(x.shape[2:]), device=x.device)
         mean[:, 0] = 1.0  # empty windows: background, no uncertainty
         mean_entropy = torch.zeros((x.shape[0], 1) + tuple(x.shape[2:]), device=x.device)
         if not brain.any():

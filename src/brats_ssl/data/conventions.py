@@ -16,6 +16,7 @@ import numpy as np
 MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
 CLASS_NAMES: tuple[str, ...] = ("background", "NCR", "ED", "ET")
 NUM_CLASSES = len(CLASS_NAMES)
+TUMOUR_CLASS_NAMES: tuple[str, ...] = CLASS_NAMES[1:]  # every class but background
 
 # Evaluated regions, as sets of internal classes (METHOD.md, Labels).
 REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from brats_ssl.report.document import save_figure
 from brats_ssl.report.formatting import as_float, mean_std
-from brats_ssl.report.run_summary import BRATS_REGIONS, mean_region_dice
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_LISTED, mean_region_dice
 from brats_ssl.report.stages import stage_phases
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.viz import DPI
@@ -68,7 +68,7 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
         ax.set_xticks([f * 100 for f in fractions],
                       [f"{f:.0%}\n({n_labeled[f]} cases)" for f in fractions], fontsize=8)
         ax.minorticks_off()
-        ax.set_title("mean of WT, TC, ET" if panel == "mean" else panel)
+        ax.set_title(f"mean of {REGIONS_LISTED}" if panel == "mean" else panel)
         ax.set_xlabel("labeled fraction of the training pool")
         _zoom_to(ax, drawn)
         ax.grid(alpha=0.3)
@@ -113,7 +113,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
     ax.set_xticks(range(n_phases), ["teacher"] + [f"stage {k}" for k in range(1, n_phases)])
     _zoom_to(ax, drawn)
     ax.set_xlabel("training phase")
-    ax.set_ylabel("validation Dice (mean of WT, TC, ET)")
+    ax.set_ylabel(f"validation Dice (mean of {REGIONS_LISTED})")
     ax.set_title("Validation Dice after each phase, per method and labeled fraction")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from brats_ssl.data.conventions import CLASS_NAMES
+from brats_ssl.data.conventions import CLASS_NAMES, TUMOUR_CLASS_NAMES
 from brats_ssl.report.document import FIGURE_PREFIX, Link, Picture, Section, Table, save_figure
 from brats_ssl.review import case_url
 from brats_ssl.run_folder import RunFolder
@@ -38,13 +38,13 @@ def _ranking(round_dir: Path) -> list[dict]:
 
 def tumour_confidences(round_dir: Path) -> dict[str, np.ndarray]:
     """Voxel confidences of every pseudo-label in a round, per predicted tumour class (NCR, ED, ET)."""
-    values: dict[str, list[np.ndarray]] = {name: [] for name in CLASS_NAMES[1:]}
+    values: dict[str, list[np.ndarray]] = {name: [] for name in TUMOUR_CLASS_NAMES}
     for folder in sorted(p for p in round_dir.iterdir() if p.is_dir()):
         if not PseudoLabel.exists(folder):
             continue
         pseudo = PseudoLabel.load(folder)
         label, confidence = np.asarray(pseudo.label), pseudo.confidence_float
-        for c, name in enumerate(CLASS_NAMES[1:], start=1):
+        for c, name in enumerate(TUMOUR_CLASS_NAMES, start=1):
             values[name].append(confidence[label == c])
     return {name: np.concatenate(v) if v else np.zeros(0, np.float32) for name, v in values.items()}
 
@@ -98,10 +98,11 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
 
 
 def _ranking_table(ranking: list[dict], *, agreement: bool, caption: str) -> Table:
-    headers = ["rank", "case"] + (["agreement"] if agreement else []) + ["score", "NCR (ml)", "ED (ml)",
-                                                                         "ET (ml)", "stage"]
+    volumes = [f"{k}_ml" for k in TUMOUR_CLASS_NAMES]  # the ranking CSV's columns (ssl/labelling.py)
+    headers = (["rank", "case"] + (["agreement"] if agreement else []) + ["score"]
+               + [f"{k} (ml)" for k in TUMOUR_CLASS_NAMES] + ["stage"])
     rows = [[r["rank"], case_link(r["case"])] + ([r.get("agreement") or "-"] if agreement else [])
-            + [r["score"], r["NCR_ml"], r["ED_ml"], r["ET_ml"], r["stage"]] for r in ranking]
+            + [r["score"]] + [r[v] for v in volumes] + [r["stage"]] for r in ranking]
     return Table(headers, rows, caption=caption)
 
 

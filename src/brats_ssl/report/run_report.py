@@ -12,7 +12,9 @@ from brats_ssl.report.document import Document, Link, Picture, Section, Table, w
 from brats_ssl.report.formatting import format_number, region_label
 from brats_ssl.report.overlays import overlay_section
 from brats_ssl.report.pool import case_link, pool_section
-from brats_ssl.report.run_summary import final_phase, has_metrics, mean_region_dice, metric_of, recorded_split
+from brats_ssl.report.run_summary import (
+    REGIONS_SLASHED, final_phase, has_metrics, mean_region_dice, metric_of, recorded_split,
+)
 from brats_ssl.report.stages import stages_section
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import get_method
@@ -87,7 +89,7 @@ def _results_section(run: RunFolder) -> Section:
                                       for cell in (format_number(metric_of(s, region, "dice"), 4),
                                                    format_number(metric_of(s, region, "hd95"), 2))]
             for region in EVALUATED]
-    score_row = ["mean Dice WT/TC/ET"] + [c for s in models.values()
+    score_row = [f"mean Dice {REGIONS_SLASHED}"] + [c for s in models.values()
                                           for c in (format_number(mean_region_dice(s), 4), "")]
     blocks: list = [Table(headers, rows + [score_row], caption=(
         f"Mean over {summary.get('n_cases')} validation case(s), scored in the original geometry. HD95 "

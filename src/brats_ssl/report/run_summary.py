@@ -14,6 +14,8 @@ from brats_ssl.report.formatting import as_float
 from brats_ssl.run_folder import RunFolder
 
 BRATS_REGIONS = tuple(REGIONS)  # WT, TC, ET: the model-selection score is their mean Dice
+REGIONS_SLASHED = "/".join(BRATS_REGIONS)  # "WT/TC/ET", as tables and figures name the score's regions
+REGIONS_LISTED = ", ".join(BRATS_REGIONS)  # "WT, TC, ET"
 
 
 def metric_of(summary: dict | None, region: str, metric: str) -> float | None:

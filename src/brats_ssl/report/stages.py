@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from brats_ssl.data.conventions import CLASS_NAMES
+from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.viz import REGION_COLOURS
 from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section, Table, save_figure
 from brats_ssl.report.formatting import as_float, format_number
-from brats_ssl.report.run_summary import BRATS_REGIONS, final_phase, metric_of
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED, final_phase, metric_of
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.viz import DPI
 
@@ -38,7 +38,7 @@ def stages_figure(run: RunFolder, out_png: Path) -> Path:
                 lw=1.6, label=region)
     score = [stages[0].get("teacher_val")] + [s.get("student_val") for s in stages]
     ax.plot(x, [np.nan if as_float(v) is None else v for v in score], color="black", ls="--", marker="s", ms=4,
-            lw=1.2, label="mean of WT/TC/ET")
+            lw=1.2, label=f"mean of {REGIONS_SLASHED}")
     promoted = [i + 1 for i, s in enumerate(stages) if s.get("promoted")]
     if promoted:
         ax.scatter(x[promoted], [score[i] for i in promoted], marker="*", s=260, color="gold", edgecolor="black",
@@ -68,7 +68,7 @@ def _confident_share(stats: dict | None) -> str:
     if not stats:
         return "-"
     confident = total = 0.0
-    for name in CLASS_NAMES[1:]:
+    for name in TUMOUR_CLASS_NAMES:
         voxels = stats.get("class_voxels", {}).get(name) or 0
         share = stats.get("confident_share", {}).get(name) or 0.0
         confident, total = confident + share * voxels, total + voxels

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Callable
 from urllib.parse import quote, urlsplit
 
+from brats_ssl.data.conventions import REGIONS, TUMOUR_CLASS_NAMES
 from brats_ssl.paths import safe_name
 from brats_ssl.review import case_url
 from brats_ssl.review.cases import POOL, VAL, ReviewCatalogue
@@ -84,21 +85,22 @@ def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> 
     pool = [r for r in rows if r["set"] == POOL]
     others = [r for r in rows if r["set"] != POOL]
     pool_rows = [[link(r["case"]), _fmt(r["rank"]), _fmt(r["stage"]), _fmt(r["confidence"]), _fmt(r["agreement"]),
-                  *(_fmt(r["volumes_ml"][k], 1) for k in ("NCR", "ED", "ET")), _decision_cell(r["decision"])]
+                  *(_fmt(r["volumes_ml"][k], 1) for k in TUMOUR_CLASS_NAMES), _decision_cell(r["decision"])]
                  for r in pool]
-    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in ("WT", "TC", "ET"))]
+    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in REGIONS)]
                   for r in others]
     run_name = catalogue.run.path.resolve().name
     body = (
         f"<h2>Unlabeled pool ({len(pool)} cases)</h2>"
-        + _table(["case", "rank", "stage", "confidence", "agreement", "NCR (ml)", "ED (ml)", "ET (ml)", "decision"],
+        + _table(["case", "rank", "stage", "confidence", "agreement", *(f"{k} (ml)" for k in TUMOUR_CLASS_NAMES),
+                  "decision"],
                  pool_rows, "pool")
         + '<p class="caption">Ranked as the latest pseudo-label round orders the next stage: rank, the curriculum '
           "stage the rank admits the case to, the pseudo-label's image-level confidence, the teacher–student "
           "agreement (Dice, after a refinement), the predicted class volumes. A rejected case leaves the "
           "pseudo-labeled pool; an accepted one enters the next stage whatever its rank.</p>"
         + f"<h2>Labeled and validation cases ({len(others)})</h2>"
-        + _table(["case", "set", "Dice WT", "Dice TC", "Dice ET"], other_rows, "labeled")
+        + _table(["case", "set", *(f"Dice {r}" for r in REGIONS)], other_rows, "labeled")
         + f'<p class="caption">Dice of {html.escape(_scored_model(catalogue))} on the validation cases; labeled '
           "training cases are not scored.</p>"
     )

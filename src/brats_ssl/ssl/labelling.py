@@ -19,6 +19,7 @@ from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import PSEUDO, Pool
+from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine import distributed
@@ -95,10 +96,10 @@ def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["rank", "case", "score", "agreement", "NCR_ml", "ED_ml", "ET_ml", "stage"])
+            writer.writerow(["rank", "case", "score", "agreement", *(f"{k}_ml" for k in TUMOUR_CLASS_NAMES), "stage"])
             for r in ranking:
                 writer.writerow([r.rank, r.case, f"{r.score:.4f}", "" if r.agreement is None else f"{r.agreement:.4f}",
-                                 *(f"{r.volumes_ml[k]:.1f}" for k in ("NCR", "ED", "ET")), r.stage])
+                                 *(f"{r.volumes_ml[k]:.1f}" for k in TUMOUR_CLASS_NAMES), r.stage])
 
     return atomic.write_with(path, write)
 
