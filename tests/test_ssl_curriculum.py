@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.ssl.confidence import RankedCase, image_confidence, rank_cases
 from brats_ssl.ssl.curriculum import entry_stage, stage_members, stage_size, threshold
-from brats_ssl.data import confidence_codec
 from brats_ssl.ssl.pseudolabels import PseudoLabel, absent_bits
 from brats_ssl.ssl.refinement import agreement_dice, refine
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from brats_ssl.data.batches import LABELED, PSEUDO
 from brats_ssl.data import confidence_codec
+from brats_ssl.data.batches import LABELED, PSEUDO
 from brats_ssl.ssl.losses import DualLoss, learn_loss, sigmoid_rampup, unlearn_loss
 
 
@@ -55,8 +55,8 @@ def test_a_gradient_step_on_unlearn_lowers_the_unreliable_probabilities(variant)
     conf = torch.full((1, 6), 0.3)
     valid = torch.ones_like(conf, dtype=torch.bool)
 
-    def tracked(l):
-        p = torch.softmax(l, 1)
+    def tracked(logits):
+        p = torch.softmax(logits, 1)
         if variant == "argmax":
             return p.gather(1, label.unsqueeze(1)).sum()
         return (p[:, 0] + p[:, 2]).sum()

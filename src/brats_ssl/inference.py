@@ -91,7 +91,7 @@ class WindowPredictor:
 
     def __init__(self, model: nn.Module, options: InferenceOptions, device: torch.device):
         self.model, self.options, self.device = model, options, device
-        self.split = supports_split_mc(model)
+        self.split_model = model if supports_split_mc(model) else None
         self.windows_run = 0
 
     def _sample_sums(self, x: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -104,9 +104,9 @@ class WindowPredictor:
         t, batch = self.options.mc_samples, x.shape[0]
         x = to_memory_format(x, self.options.channels_last)
         with autocast(self.device, self.options.precision):
-            if t > 1 and self.split:
-                state = self.model.encode(x)
-                logits = self.model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
+            if t > 1 and self.split_model is not None:
+                state = self.split_model.encode(x)
+                logits = self.split_model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
             else:
                 logits = torch.cat([self.model(x) for _ in range(t)])
         logits = logits.float()
@@ -142,6 +142,7 @@ class WindowPredictor:
             probs_sum = probs if probs_sum is None else probs_sum.add_(probs)
             if entropy is not None:
                 entropy_sum = entropy if entropy_sum is None else entropy_sum.add_(entropy)
+        assert probs_sum is not None  # flips holds at least the identity
         n = len(flips) * self.options.mc_samples
         mean[brain] = probs_sum / n
         if entropy_sum is not None:

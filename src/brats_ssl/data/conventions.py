@@ -9,7 +9,7 @@ the input's own convention.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -89,7 +89,7 @@ MSD = Convention(
 )
 
 
-def nnunet_convention(label_names: Mapping[str, object]) -> Convention:
+def nnunet_convention(label_names: Mapping[str, Any]) -> Convention:
     """The convention of an nnU-Net raw dataset, from its dataset.json ``labels``.
 
     Plain labels are matched by name (necrosis / edema / enhancing). Region-based labels, as in

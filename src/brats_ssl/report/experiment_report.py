@@ -20,16 +20,24 @@ from brats_ssl.experiment_folder import ExperimentFolder, reused_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means
 from brats_ssl.metrics import EVALUATED
 from brats_ssl.report.document import (
-    FIGURE_PREFIX, REPORT_HTML, REPORT_MD, Document, Link, Picture, Section, Table, write_document,
+    FIGURE_PREFIX,
+    REPORT_HTML,
+    REPORT_MD,
+    Document,
+    Link,
+    Picture,
+    Section,
+    Table,
+    write_document,
 )
 from brats_ssl.report.experiment_figures import efficiency_figure, experiment_stage_figure, stage_curve
 from brats_ssl.report.formatting import as_float, format_duration, format_interval, format_number, log, region_label
 from brats_ssl.report.run_report import write_run_report
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED
-
-HD95_REGION = "WT"  # the post-processing table shows one HD95: the whole tumour's
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import staged_methods
+
+HD95_REGION = "WT"  # the post-processing table shows one HD95: the whole tumour's
 
 Groups = dict[tuple[str, float], list[dict]]  # (method, fraction) → results.csv rows
 
@@ -145,7 +153,8 @@ def _comparisons_section(comparisons: list[dict]) -> Section:
                   + [cell(cells.get(m)) for m in metrics]
                   for (method, reference, fraction), cells in by_pair.items()]
     return Section("Paired comparisons", [Table(
-        ["method", "reference", "labeled", "cases"] + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
+        ["method", "reference", "labeled", "cases"]
+        + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
         table_rows,
         caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per case): mean "
                 "[95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the interval "

@@ -31,7 +31,14 @@ from brats_ssl.report.formatting import as_float, format_number, log
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED, final_phase, has_metrics, recorded_split
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.viz import (
-    VIEW_AXIS, VIEWS, Cell, brain_box, display_slice, intensity_window, overlay_panel, to_display_orientation,
+    VIEW_AXIS,
+    VIEWS,
+    Cell,
+    brain_box,
+    display_slice,
+    intensity_window,
+    overlay_panel,
+    to_display_orientation,
     tumour_slice,
 )
 

@@ -59,8 +59,8 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
     """Left: image-level confidence scores, coloured by curriculum stage; right: voxel confidences
     inside the predicted tumour per class, with the stages' thresholds."""
     figure = Figure(figsize=(12.5, 4.2), dpi=DPI, layout="constrained")
-    ax_scores, ax_voxels = figure.subplots(1, 2, width_ratios=(1, 1.25)) if ranking else (None, figure.add_subplot())
     if ranking:
+        ax_scores, ax_voxels = figure.subplots(1, 2, width_ratios=(1, 1.25))
         scores = np.array([float(r["score"]) for r in ranking])
         stages = sorted({int(r["stage"]) for r in ranking})
         edges = np.histogram_bin_edges(scores, bins=min(20, max(6, len(scores))))
@@ -74,7 +74,9 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
         ax_scores.legend(fontsize=8, title="enters at", title_fontsize=8)
         ax_scores.yaxis.get_major_locator().set_params(integer=True)
         ax_scores.grid(alpha=0.3)
-    bins = np.linspace(0, 1, 41)
+    else:
+        ax_voxels = figure.add_subplot()
+    bins = np.linspace(0, 1, 41).tolist()
     total = 0
     for name, values in confidences.items():
         if values.size:

@@ -138,8 +138,9 @@ class ReviewCatalogue:
         if kind == VAL:
             phases = [p for p in dict.fromkeys([self.final_phase, "teacher"]) if p]
             found = [(p, self.run.path / p / "val_predictions" / f"{safe_name(case_id)}.nii.gz") for p in phases]
-            return [Source(f"prediction_{p}", f"prediction of the {'teacher' if p == 'teacher' else f'final model ({p})'}",
-                           path, with_uncertainty=False) for p, path in found if path.is_file()]
+            model = {p: "teacher" if p == "teacher" else f"final model ({p})" for p in phases}
+            return [Source(f"prediction_{p}", f"prediction of the {model[p]}", path, with_uncertainty=False)
+                    for p, path in found if path.is_file()]
         return []
 
     def _pseudo_sources(self, case_id: str) -> list[Source]:

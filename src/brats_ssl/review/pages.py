@@ -11,7 +11,7 @@ import html
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 from brats_ssl.data.conventions import REGIONS, TUMOUR_CLASS_NAMES
@@ -21,11 +21,12 @@ from brats_ssl.review.cases import POOL, VAL, ReviewCatalogue
 
 ASSETS = ("review.css", "viewer.js", "index.js")
 VIEWS = (("multiplanar + render", 3), ("axial", 0), ("coronal", 1), ("sagittal", 2), ("render", 4))
-KEYS = "keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling · g ground truth"
+KEYS = ("keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling "
+        "· g ground truth")
 
 
 def asset_text(name: str) -> str:
-    return resources.files("brats_ssl.review").joinpath("assets", name).read_text(encoding="utf-8")
+    return (resources.files("brats_ssl.review") / "assets" / name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     kind = catalogue.require_case(case_id)
     previous, following = catalogue.neighbours(case_id)
     decide_url = None if mode.static or kind != POOL else f"/api/cases/{quote(case_id, safe='')}/decision"
-    config = {
+    config: dict[str, Any] = {
         "case": case_id, "set": kind, "niivue": niivue, "volumes": volumes,
         "label_colours": catalogue.label_colours(case_id), "decide_url": decide_url,
         "uncertainty_floor": round(1 - catalogue.run.config.ssl.tau_start, 4),
@@ -181,6 +182,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     header = (f'<a href="{mode.index_href}">all cases</a><h1>{html.escape(case_id)}</h1>'
               f"<span>{'unlabeled' if kind == POOL else 'validation' if kind == VAL else 'labeled'}</span>{nav}")
     body = (f'<div class="case"><div class="controls">{"".join(controls)}</div>'
-            '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div><p id="viewer-status">starting the viewer …</p></div>'
+            '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div>'
+            '<p id="viewer-status">starting the viewer …</p></div>'
             f'</div><script type="application/json" id="review-config">{_json_for_script(config)}</script>')
     return _page(f"review {case_id}", header, body, mode, mode.script("viewer.js"))

@@ -13,10 +13,14 @@ import numpy as np
 from brats_ssl import atomic, folder_lock
 from brats_ssl.data import confidence_codec
 from brats_ssl.data.cache import PreprocessCache
-from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.dataset import CaseRef
+from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.preprocess import (
-    PreprocessMeta, PreprocessParams, restore_labels, restore_map, restore_probabilities,
+    PreprocessMeta,
+    PreprocessParams,
+    restore_labels,
+    restore_map,
+    restore_probabilities,
 )
 from brats_ssl.paths import inside, safe_name
 from brats_ssl.postprocess import IDENTITY, Rule, apply_rule, load_rule

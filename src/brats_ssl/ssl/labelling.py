@@ -23,11 +23,11 @@ from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine import distributed
-from brats_ssl.run.context import RunContext
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.metrics import region_dice
 from brats_ssl.paths import safe_name
 from brats_ssl.progress import track
+from brats_ssl.run.context import RunContext
 from brats_ssl.ssl.confidence import RankedCase, image_confidence, rank_cases
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 
@@ -74,7 +74,8 @@ def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_di
     return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in cases}
 
 
-def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], agreement: dict[str, float] | None = None) -> list[RankedCase]:
+def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel],
+              agreement: dict[str, float] | None = None) -> list[RankedCase]:
     s = ctx.config.ssl
     rows = []
     for case in ctx.unlabeled:

@@ -109,10 +109,12 @@ class DualLoss:
             learn = learn_loss(log_p, label, confidence, valid, self.tau, weighted=self.weighted)
             unlearn = unlearn_loss(log_p, label, batch["absent"][pseudo], confidence, valid, self.tau,
                                    variant=self.unlearn)
-            logs["confident"] = float(((confidence >= self.tau) & valid).float().sum() / valid.float().sum().clamp_min(1))
+            confident = ((confidence >= self.tau) & valid).float().sum()
+            logs["confident"] = float(confident / valid.float().sum().clamp_min(1))
         lam = self.weight(step)
         loss = sup + lam * (learn + self.beta * unlearn)
-        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()), **{"lambda": lam})
+        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()),
+                    **{"lambda": lam})
         return loss, logs
 
 
@@ -132,8 +134,8 @@ class EMATeacher:
         alpha = min(1 - 1 / (step + 1), self.decay)
         for ema, live in zip(self.model.parameters(), trainer.model.parameters()):
             ema.mul_(alpha).add_(live.detach(), alpha=1 - alpha)
-        for ema, live in zip(self.model.buffers(), trainer.model.buffers()):
-            ema.copy_(live)
+        for ema_buffer, live_buffer in zip(self.model.buffers(), trainer.model.buffers()):
+            ema_buffer.copy_(live_buffer)
 
     def state_dict(self) -> dict:
         return self.model.state_dict()

@@ -11,7 +11,13 @@ for byte.
 
 from brats_ssl.data.synthetic.anatomy import CSF, DEEP_GREY, GREY, TISSUES, WHITE, simulate_anatomy
 from brats_ssl.data.synthetic.cohort import (
-    LGG_FRACTION, CaseSpec, SyntheticCase, plan_cohort, simulate_case, synthetic_affine, write_cohort,
+    LGG_FRACTION,
+    CaseSpec,
+    SyntheticCase,
+    plan_cohort,
+    simulate_case,
+    synthetic_affine,
+    write_cohort,
 )
 from brats_ssl.data.synthetic.fields import bounding_box, smooth_field
 from brats_ssl.data.synthetic.scanner import Acquisition, site_name

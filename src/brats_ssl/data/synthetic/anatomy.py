@@ -81,8 +81,8 @@ def simulate_anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> t
     tissue[grey] = GREY
     tissue[csf] = CSF
     # Deep structures, computed in the central box they occupy (|u| < 0.45, |v| < 0.5, |w| < 0.35).
-    central = tuple(np.flatnonzero(np.abs(a.ravel()) < limit) for a, limit in ((u, 0.45), (v, 0.5), (w, 0.35)))
-    central = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in central)
+    indices = [np.flatnonzero(np.abs(a.ravel()) < limit) for a, limit in ((u, 0.45), (v, 0.5), (w, 0.35))]
+    central = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in indices)
     u, v, w = u[central[0]], v[:, central[1]], w[:, :, central[2]]
     deep = tissue[central]
     inside = brain[central]

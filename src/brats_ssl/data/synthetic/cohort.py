@@ -22,7 +22,13 @@ from brats_ssl.data.conventions import BRATS2021, MODALITIES
 from brats_ssl.data.synthetic.anatomy import simulate_anatomy
 from brats_ssl.data.synthetic.fields import bounding_box
 from brats_ssl.data.synthetic.scanner import (
-    Acquisition, acquire, assign_sites, jitter_acquisition, noise_free_signal, site_name, site_profiles,
+    Acquisition,
+    acquire,
+    assign_sites,
+    jitter_acquisition,
+    noise_free_signal,
+    site_name,
+    site_profiles,
 )
 from brats_ssl.data.synthetic.tumour import simulate_tumour
 from brats_ssl.errors import BadInputError
@@ -45,7 +51,8 @@ class CaseSpec:
 @dataclass
 class SyntheticCase:
     """A simulated case: ``image`` float32 (4, X, Y, Z) as stored (before int16 rounding),
-    ``labels`` internal classes (0 bg, 1 NCR, 2 ED, 3 ET), ``tissue`` indices into :data:`~brats_ssl.data.synthetic.anatomy.TISSUES`."""
+    ``labels`` internal classes (0 bg, 1 NCR, 2 ED, 3 ET), ``tissue`` indices into
+    :data:`~brats_ssl.data.synthetic.anatomy.TISSUES`."""
 
     spec: CaseSpec
     image: np.ndarray

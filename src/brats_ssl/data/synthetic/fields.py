@@ -21,7 +21,7 @@ def _upsampling_matrix(n_low: int, n_high: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def smooth_field(rng: np.random.Generator, shape: tuple[int, int, int], grid: tuple[int, int, int],
+def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], grid: tuple[int, ...],
                  *, sigma: float = 0.8) -> np.ndarray:
     """A smooth random 3-D field of about unit standard deviation: noise on a coarse ``grid``,
     Gaussian-filtered, then upsampled to ``shape`` one axis at a time (three matrix products)."""

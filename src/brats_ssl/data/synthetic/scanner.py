@@ -108,7 +108,7 @@ def site_profiles(rng: np.random.Generator, n_sites: int) -> list[dict[str, floa
     strata = {name: (rng.permutation(n_sites) + rng.uniform(size=n_sites)) / n_sites for name in _SITE_RANGES}
     profiles = []
     for k in range(n_sites):
-        def pick(name: str) -> float:
+        def pick(name: str, k: int = k) -> float:
             low, high = _SITE_RANGES[name]
             return float(low + (high - low) * strata[name][k])
 
