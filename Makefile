@@ -14,7 +14,7 @@ NNUNET_STAMP := $(VENV)/.installed-nnunet
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 68719476736
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,14 @@ install-test: $(NNUNET_STAMP) $(NIIVUE)
 demo: $(STAMP) $(NIIVUE)
 	$(BIN)/brats-ssl demo
 
+# Lint (ruff: pyflakes, pycodestyle, import order, bugbear) and types (mypy on src/), configured in
+# pyproject.toml; `make test` runs them before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
 test: $(NNUNET_STAMP) $(NIIVUE)
+	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -2,11 +2,13 @@
 
 Usage: python bench/ablation_table.py OUT [OUT ...]
 """
-import json, sys
+import json
+import sys
 from pathlib import Path
+
 R = ("WT", "TC", "ET", "NCR", "ED")
-order = ["supervised", "ours", "ours_control", "ours_no_pseudo", "ours_unlearn_none", "ours_unlearn_argmax", "ours_no_curriculum",
-         "ours_no_refinement", "ours_no_weighting", "self_training", "mean_teacher", "ua_mt"]
+order = ["supervised", "ours", "ours_control", "ours_no_pseudo", "ours_unlearn_none", "ours_unlearn_argmax",
+         "ours_no_curriculum", "ours_no_refinement", "ours_no_weighting", "self_training", "mean_teacher", "ua_mt"]
 what = {"supervised": "teacher only (3 labeled)", "ours": "ours (defaults: unlearn absent)",
         "ours_control": "control: ours' schedule, no unlabeled scans (`--method ours-control`)",
         # folders from before ours-control existed; identical training (tests/test_pipeline.py)
@@ -15,7 +17,12 @@ what = {"supervised": "teacher only (3 labeled)", "ours": "ours (defaults: unlea
         "ours_no_curriculum": "`--no-curriculum`", "ours_no_refinement": "`--no-refinement`",
         "ours_no_weighting": "`--no-uncertainty-weighting`", "self_training": "self-training",
         "mean_teacher": "mean-teacher (600 steps from scratch)", "ua_mt": "UA-MT (600 steps from scratch)"}
-mean = lambda s: sum(s["mean"][r]["dice"] for r in ("WT", "TC", "ET")) / 3
+
+
+def mean(s):
+    return sum(s["mean"][r]["dice"] for r in ("WT", "TC", "ET")) / 3
+
+
 print("| run | final model | " + " | ".join(R) + " | mean WT/TC/ET (teacher) |")
 print("| --- | --- | " + " | ".join("---" for _ in R) + " | --- |")
 for root in sys.argv[1:]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+
 import torch
 
 from brats_ssl.config import preset
 from brats_ssl.networks import build_network, count_parameters, enable_mc_dropout
+
 from common import show, timed
 
 

@@ -16,9 +16,10 @@ from brats_ssl.config import preset
 from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.preprocess import PreprocessParams
-from brats_ssl.run.model import build_model
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.networks import mc as mc_module
+from brats_ssl.run.model import build_model
+
 from common import show, timed
 
 

@@ -24,11 +24,12 @@ def worker(data: Path, n: int, out: Path) -> None:
     from brats_ssl.data.dataset import open_dataset
     from brats_ssl.data.preprocess import PreprocessParams
     from brats_ssl.data.sampling import TrainItem
-    from brats_ssl.run.model import build_model
-    from brats_ssl.run.phase import supervised_loss_fn
     from brats_ssl.engine.trainer import Trainer
     from brats_ssl.inference import InferenceOptions, predict_volume
+    from brats_ssl.run.model import build_model
+    from brats_ssl.run.phase import supervised_loss_fn
     from brats_ssl.ssl.pseudolabels import PseudoLabel
+
     from common import peak_rss_mb
 
     torch.set_num_threads(2)
@@ -80,7 +81,8 @@ def main() -> None:
         from brats_ssl.data.synthetic import write_cohort
 
         write_cohort(data, cases=max(args.sizes), shape=tuple(args.shape), spacing=2.0, sites=4, seed=0)
-    print(f"{'cases':>6} {'pseudo-label s':>15} {'s/case':>7} {'peak MB':>8} {'epoch s':>8} {'s/step':>7} {'peak MB':>8}")
+    print(f"{'cases':>6} {'pseudo-label s':>15} {'s/case':>7} {'peak MB':>8} "
+          f"{'epoch s':>8} {'s/step':>7} {'peak MB':>8}")
     for n in args.sizes:
         out = work / f"run_{n}_{data.name}"
         result = subprocess.run([sys.executable, __file__, "--worker", str(data), str(n), str(out)],

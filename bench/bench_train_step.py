@@ -22,10 +22,11 @@ from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.preprocess import PreprocessParams
 from brats_ssl.data.sampling import TrainItem
-from brats_ssl.run.model import build_model
-from brats_ssl.run.phase import supervised_loss_fn
 from brats_ssl.engine.trainer import Trainer
 from brats_ssl.networks import count_parameters
+from brats_ssl.run.model import build_model
+from brats_ssl.run.phase import supervised_loss_fn
+
 from common import peak_rss_mb, real_data
 
 

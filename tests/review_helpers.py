@@ -86,7 +86,8 @@ def chromium_or_skip():
     in CI) when Chromium or its driver is not installed."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
-        message = f"no Chromium for the browser tests ({', '.join(missing)} missing): apt-get install chromium chromium-driver"
+        message = (f"no Chromium for the browser tests ({', '.join(missing)} missing): "
+                   "apt-get install chromium chromium-driver")
         if os.environ.get("BRATS_SSL_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)

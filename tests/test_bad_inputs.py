@@ -23,6 +23,7 @@ from brats_ssl import config as config_lib
 from brats_ssl.cli import main
 from brats_ssl.engine.checkpoint import save_checkpoint
 from brats_ssl.run.model import build_model
+
 from conftest import AFFINE, make_untrained_run, patch_header, synthetic_case, write_dataset
 from conftest import save_nifti as save
 

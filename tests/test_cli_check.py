@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from brats_ssl.cli import main
+
 from conftest import AFFINE, synthetic_case, write_dataset
 
 SHAPE = (16, 18, 12)

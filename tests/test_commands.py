@@ -47,6 +47,7 @@ def test_expand_list_options():
         "experiment", "d", "--fractions", "0.1", "--fractions", "0.25", "--methods", "ours", "--methods", "ua-mt",
         "--seeds", "0", "--seeds", "1", "--steps", "5"]
     # A word that is no method ends the list (here: the positional DATA after the options).
-    assert expand_list_options(["experiment", "--methods", "ours", "data"]) == ["experiment", "--methods", "ours", "data"]
+    words = ["experiment", "--methods", "ours", "data"]
+    assert expand_list_options(words) == words
     assert expand_list_options(["experiment", "--references", "supervised", "ours"]) == [
         "experiment", "--references", "supervised", "--references", "ours"]

@@ -12,6 +12,7 @@ import pytest
 from brats_ssl.data.conventions import BRATS2021, BRATS2023, MODALITIES, MSD, nnunet_convention
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.io import load_case, write_label_map
+
 from conftest import AFFINE, real_data_or_skip, synthetic_case, write_dataset
 
 SHAPE = (20, 22, 16)

@@ -99,6 +99,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path):
     from brats_ssl.data.cache import PreprocessCache
     from brats_ssl.data.dataset import open_dataset
     from brats_ssl.data.preprocess import PreprocessParams
+
     from conftest import write_dataset
 
     case = open_dataset(write_dataset(tmp_path / "data", n=1, shape=(12, 14, 10))).cases[0]
@@ -118,9 +119,10 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
     from brats_ssl.config import preset
     from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
     from brats_ssl.data.sampling import TrainItem
+    from brats_ssl.engine.trainer import Trainer
     from brats_ssl.run.model import build_model
     from brats_ssl.run.phase import supervised_loss_fn
-    from brats_ssl.engine.trainer import Trainer
+
     from conftest import synthetic_case
 
     image, labels = synthetic_case((16, 16, 16), 0)
@@ -155,10 +157,10 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
 
 def _drive(data: Path, base: Path, killed: Path, report: Path) -> None:
     """Driver process: an uninterrupted run beside a run killed at each moment, then resumed."""
-    from brats_ssl import cli
     import brats_ssl.pipeline  # noqa: F401 - the heavy imports, done once before forking
-    import brats_ssl.ssl.teacher  # noqa: F401
     import brats_ssl.ssl.ours  # noqa: F401
+    import brats_ssl.ssl.teacher  # noqa: F401
+    from brats_ssl import cli
 
     def start(run: Path, log: Path) -> int:
         pid = os.fork()

@@ -22,6 +22,7 @@ from brats_ssl.data.batches import LABELED, UNLABELED, BatchBuilder, Pool
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine.distributed import DistEnv, require_divisible
 from brats_ssl.errors import BadInputError
+
 from conftest import synthetic_case, write_dataset
 
 TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
@@ -86,8 +87,8 @@ def _train_worker(rank: int, world: int, port: int, out: str) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from brats_ssl.engine import distributed
-    from brats_ssl.run.model import build_model
     from brats_ssl.engine.trainer import Trainer
+    from brats_ssl.run.model import build_model
     from brats_ssl.ssl.losses import ConsistencyLoss, EMATeacher
 
     with distributed.session(torch.device("cpu")):

@@ -25,6 +25,7 @@ from scipy import ndimage
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.io import load_nifti, read_seg
 from brats_ssl.metrics import EVALUATED, HD95_MAX, case_metrics
+
 from conftest import real_data_or_skip
 
 panoptica = pytest.importorskip("panoptica")

@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 
 from brats_ssl.experiment_folder import (
-    COMPARISONS_CSV, EXPERIMENT_JSON, PER_CASE_CSV, RESULTS_CSV, REUSED_MARKER, ExperimentFolder, is_experiment_folder,
-    read_results, reused_seconds, run_seconds,
+    COMPARISONS_CSV,
+    EXPERIMENT_JSON,
+    PER_CASE_CSV,
+    RESULTS_CSV,
+    REUSED_MARKER,
+    ExperimentFolder,
+    is_experiment_folder,
+    read_results,
+    reused_seconds,
+    run_seconds,
 )
 
 

@@ -57,6 +57,7 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
 def test_nifti_output_is_readable_by_the_group_under_umask_022(tmp_path, umask):
     from brats_ssl.data.dataset import open_dataset
     from brats_ssl.data.io import write_label_map
+
     from conftest import write_dataset
 
     case = open_dataset(write_dataset(tmp_path / "data", n=1, shape=(8, 9, 7))).cases[0]

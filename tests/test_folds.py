@@ -6,6 +6,7 @@ from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.folds import assign_folds, fold_splits
 from brats_ssl.data.split import make_split
 from brats_ssl.errors import BadInputError
+
 from conftest import write_dataset
 
 ROLES = ("labeled", "unlabeled", "val", "selection")

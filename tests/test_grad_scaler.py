@@ -40,9 +40,10 @@ def _fit(out: Path, *, kill_at: int | None = None):
     from brats_ssl.config import preset
     from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
     from brats_ssl.data.sampling import TrainItem
+    from brats_ssl.engine.trainer import Trainer
     from brats_ssl.run.model import build_model
     from brats_ssl.run.phase import supervised_loss_fn
-    from brats_ssl.engine.trainer import Trainer
+
     from conftest import synthetic_case
 
     image, labels = synthetic_case((16, 16, 16), 0)

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from brats_ssl.config import preset
-from brats_ssl.run.model import build_model
 from brats_ssl.inference import InferenceOptions, WindowPredictor, predict_volume
+from brats_ssl.run.model import build_model
 
 
 def _model():

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "brats_ssl"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations: plain settings, files, errors, the method table (torch-free)",
      {"", "errors", "paths", "atomic", "resources", "progress", "stats", "summary_columns", "config",
-      "ssl.registry"}),
+      "ssl.registry", "records"}),
     ("the domain-free training engine: loop, checkpoints, device, processes, progress plot",
      {"engine"}),
     ("BraTS data and networks", {"data", "networks"}),

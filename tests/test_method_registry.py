@@ -15,6 +15,7 @@ from brats_ssl.errors import BadInputError
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl import registry
 from brats_ssl.ssl.registry import METHODS, STAGES, Method, get_method
+
 from conftest import run_cli_output, write_dataset
 
 

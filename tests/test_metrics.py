@@ -25,6 +25,7 @@ from brats_ssl.metrics import (
     region_dice,
     summarize,
 )
+
 from conftest import real_data_or_skip, write_dataset
 
 NAMES = ("WT", "TC", "ET", "NCR", "ED")

@@ -16,6 +16,7 @@ import pytest
 
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.io import read_image, read_seg
+
 from conftest import run_cli_output, write_dataset
 
 TINY = ["--preset", "tiny", "--steps", "2", "--set", "ssl.stages=2", "--set", "train.val_every=2",

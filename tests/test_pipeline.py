@@ -16,6 +16,7 @@ from brats_ssl.engine.checkpoint import load_checkpoint
 from brats_ssl.run.model import build_model
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import METHODS
+
 from conftest import write_dataset
 
 TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
@@ -77,7 +78,8 @@ def test_rerun_of_a_finished_run_changes_nothing(cohort, ours_run):
     assert (ours_run / "summary.json").read_text() == before
     assert {p: p.stat().st_mtime_ns for p in ours_run.rglob("*") if p.is_file()} == mtimes
     # asking the same folder for other settings is refused, naming the difference
-    assert run_cli("train", data, "-o", ours_run, "--method", "ours", *TINY[:-2], "--set", "inference.mc_samples=3") == 2
+    assert run_cli("train", data, "-o", ours_run, "--method", "ours", *TINY[:-2],
+                   "--set", "inference.mc_samples=3") == 2
 
 
 def test_resume_after_losing_the_last_stage_reproduces_it(cohort, ours_run, tmp_path):

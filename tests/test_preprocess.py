@@ -14,6 +14,7 @@ from brats_ssl.data.preprocess import (
     restore_labels,
     restore_probabilities,
 )
+
 from conftest import write_dataset
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import matplotlib.image
@@ -97,7 +97,7 @@ def test_report_pictures_are_real_and_embedded_in_the_html(ours_run):
     page = (ours_run / REPORT_HTML).read_text()
     links = _md_images(md)
     assert {"report_stages.png", "report_pool.png", "teacher/progress.png", "stage_2/progress.png"} <= set(links)
-    assert len([l for l in links if l.startswith("report_case_")]) == 2  # both val cases (≤ 3)
+    assert len([link for link in links if link.startswith("report_case_")]) == 2  # both val cases (≤ 3)
     assert page.count('<img src="data:image/png;base64,') == len(links)
     assert not re.search(r'src="(?!data:image/png;base64,)', page)  # nothing outside the file
     for link in links:
@@ -106,7 +106,7 @@ def test_report_pictures_are_real_and_embedded_in_the_html(ours_run):
         pixels = _png(path)
         assert pixels.shape[0] >= 300 and pixels.shape[1] >= 700, (link, pixels.shape)
         assert pixels[..., :3].std() > 0.05  # not a blank canvas
-    assert sorted(p.name for p in ours_run.glob("report_*.png")) == sorted(l for l in links if "/" not in l)
+    assert sorted(p.name for p in ours_run.glob("report_*.png")) == sorted(link for link in links if "/" not in link)
 
 
 def test_overlay_panel_shows_each_model_and_the_uncertainty(ours_run):
@@ -181,7 +181,7 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     per_case = [json.loads((Path(r["run"]) / "summary.json").read_text())["per_case"] for r in rows]
     cases = {e["case"] for e in per_case[0]}
     wt = [statistics.fmean(e["WT"]["dice"] for run in per_case for e in run if e["case"] == case) for case in cases]
-    line = next(l for l in md.splitlines() if l.startswith("| ours | 50% (2) | 2 × 1 | 2 |"))
+    line = next(row for row in md.splitlines() if row.startswith("| ours | 50% (2) | 2 × 1 | 2 |"))
     assert line.split(" | ")[4].startswith(f"{statistics.fmean(wt):.3f} [")
     seconds = {r["run"]: float(r["seconds"]) for r in read_results(experiment)}  # shared runs once
     reused = [json.loads((Path(run) / "teacher" / "done.json").read_text())["seconds"] for run in seconds
@@ -210,7 +210,7 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
             Path(control["run"]) / REPORT_MD).read_text()
         assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
     md = (experiment / REPORT_MD).read_text()
-    assert any(l.startswith("| ours-control | 50% (2) | 2 × 1 |") for l in md.splitlines())
+    assert any(row.startswith("| ours-control | 50% (2) | 2 × 1 |") for row in md.splitlines())
 
 
 def test_experiment_report_keeps_run_reports_that_are_up_to_date(experiment):

@@ -16,6 +16,7 @@ from brats_ssl import atomic, resources
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.io import load_case
 from brats_ssl.errors import BadInputError, OutputError
+
 from conftest import make_untrained_run, run_cli_output, write_dataset
 
 SHAPE = (24, 28, 20)  # 13,440 voxels: about 538 KB by the memory estimate

@@ -11,6 +11,7 @@ import yaml
 from brats_ssl import config as config_lib
 from brats_ssl.errors import BadInputError
 from brats_ssl.pipeline import TrainRequest, resolve_config
+
 from conftest import run_cli_output
 
 original_preset = config_lib.preset

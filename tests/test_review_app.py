@@ -13,6 +13,7 @@ import pytest
 from brats_ssl.cli import main
 from brats_ssl.review.volumes import VOLUMES_DIR
 from brats_ssl.ssl.review_decisions import REVIEW_FILE
+
 from review_helpers import ReviewServer, ranked_pool
 
 
@@ -94,7 +95,8 @@ def test_a_decision_round_trips_and_is_stored_atomically(server, review_run):
     ("val", b'{"decision": "accept"}', 400),
 ])
 def test_a_bad_decision_is_a_json_error_and_writes_nothing(server, review_run, case_kind, body, expected):
-    case = {"unknown": "no_such_case", "pool": ranked_pool(review_run)[0], "val": _split(review_run)["val"][0]}[case_kind]
+    cases = {"unknown": "no_such_case", "pool": ranked_pool(review_run)[0], "val": _split(review_run)["val"][0]}
+    case = cases[case_kind]
     status, answer = server.post(f"/api/cases/{case}/decision", body)
     assert status == expected and answer["error"]
     assert not (review_run / REVIEW_FILE).exists()
@@ -110,7 +112,8 @@ def test_volumes_are_niftis_in_the_case_geometry_built_once(server, review_run):
     assert label.shape == reference.shape and np.allclose(label.affine, reference.affine)
     assert set(np.unique(np.asarray(label.dataobj)).tolist()) <= {0, 1, 2, 4}
     cached = review_run / VOLUMES_DIR / case / "round_1"
-    assert {p.name for p in cached.iterdir()} == {"pseudo_label.nii.gz", "confidence.nii.gz", "mutual_information.nii.gz"}
+    assert {p.name for p in cached.iterdir()} == {"pseudo_label.nii.gz", "confidence.nii.gz",
+                                                  "mutual_information.nii.gz"}
     built = cached.joinpath("confidence.nii.gz").stat().st_mtime_ns
     status, body = server.get(f"/case/{case}/volume/round_1/confidence.nii.gz")
     confidence = np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(body)).dataobj)
@@ -141,7 +144,8 @@ def test_static_pages_inline_the_viewer_and_volumes(review_run, tmp_path):
     module = gzip.decompress(base64.b64decode(config["niivue"]["gzip_base64"])).decode()
     assert "Niivue" in module and config["decide_url"] is None
     flair = base64.b64decode(config["volumes"]["modalities"]["flair"]["data"])
-    assert flair == open(f"{split['dataset']}/{split['unlabeled'][0]}/{split['unlabeled'][0]}_flair.nii.gz", "rb").read()
+    case = split["unlabeled"][0]
+    assert flair == open(f"{split['dataset']}/{case}/{case}_flair.nii.gz", "rb").read()
     confidence = config["volumes"]["sources"][0]["confidence"]
     inlined = nib.Nifti1Image.from_bytes(gzip.decompress(base64.b64decode(confidence["data"])))
     served = nib.load(str(review_run / VOLUMES_DIR / split["unlabeled"][0] / confidence["name"]))

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from brats_ssl.ssl.review_decisions import REVIEW_FILE
+
 from review_helpers import (
-    ReviewServer, canvas_pixels, chromium_or_skip, close_chromium, greenish, ranked_pool, wait_for, wait_for_viewer,
+    ReviewServer,
+    canvas_pixels,
+    chromium_or_skip,
+    close_chromium,
+    greenish,
+    ranked_pool,
+    wait_for,
+    wait_for_viewer,
 )
 
 pytestmark = pytest.mark.browser

@@ -17,6 +17,7 @@ from brats_ssl.ssl.review_decisions import (
     reviewed_members,
     stage_members_after_review,
 )
+
 from review_helpers import TINY, ranked_pool
 
 RANKED = ["a", "b", "c", "d", "e"]

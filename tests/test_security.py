@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from brats_ssl import config as config_lib
-from brats_ssl.run.model import build_model
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import inside, safe_name
+from brats_ssl.run.model import build_model
+
 from conftest import make_untrained_run, run_cli_output, write_dataset
 
 SHAPE = (16, 18, 12)
@@ -87,8 +88,8 @@ def test_config_with_a_python_tag_is_refused_and_never_run(tmp_path, trained_run
     config_file = tmp_path / "config.yaml"
     config_file.write_text(f"seed: {evil}\n")
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
-    code, output = run_cli_output(["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"],
-                           capsys)
+    code, output = run_cli_output(
+        ["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"], capsys)
     assert code == 2 and "refused: the tag !!python/object/apply:builtins.open is not allowed" in output, output
     # the same inside a run folder's own config.yaml, read by predict
     run_config = trained_run / "config.yaml"
@@ -114,7 +115,7 @@ HOSTILE_IDS = ["../../etc/passwd", "/etc/passwd", "..", ".", "", "a/b", "a\\b", 
 
 def test_safe_names_are_single_components_inside_the_folder_and_distinct(tmp_path):
     names = [safe_name(case_id) for case_id in HOSTILE_IDS]
-    for case_id, name in zip(HOSTILE_IDS, names):
+    for name in names:
         assert name and "/" not in name and "\\" not in name and "\x00" not in name and not name.startswith("."), name
         assert len(name) <= 120 and name.isascii() and name.isprintable()
         assert inside(tmp_path, f"{name}.nii.gz").parent == tmp_path

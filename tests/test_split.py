@@ -6,6 +6,7 @@ from brats_ssl.cli import main
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import load_split, make_split, save_split
 from brats_ssl.errors import BadInputError
+
 from conftest import write_dataset
 
 

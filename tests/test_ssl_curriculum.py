@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.ssl.confidence import RankedCase, image_confidence, rank_cases
 from brats_ssl.ssl.curriculum import entry_stage, stage_members, stage_size, threshold
-from brats_ssl.ssl.pseudolabels import PseudoLabel, absent_bits, quantise_confidence
+from brats_ssl.ssl.pseudolabels import PseudoLabel, absent_bits
 from brats_ssl.ssl.refinement import agreement_dice, refine
 
 
@@ -50,7 +51,7 @@ def test_ranking_orders_most_confident_first_and_assigns_stages():
 def _pseudo(labels, confs):
     labels = np.array(labels, np.uint8)
     probs = np.full((4,) + labels.shape, 0.01, np.float32)
-    return PseudoLabel(labels, quantise_confidence(np.array(confs, np.float32)),
+    return PseudoLabel(labels, confidence_codec.encode(np.array(confs, np.float32)),
                        absent_bits(probs, 0.05), np.zeros(labels.shape, np.uint8))
 
 
@@ -63,7 +64,7 @@ def test_refinement_rules():
     refined, dice = refine(teacher, student, tau_agree=0.85)
     # agree -> label stands, mean confidence; disagree -> more confident if >= tau_agree, else unlearn
     assert refined.label.tolist() == [1, 1, 3, 2, 0]
-    q = quantise_confidence(np.array([0.6, 0.8, 0.95, 0.9, 0.3], np.float32)).astype(int)
+    q = confidence_codec.encode(np.array([0.6, 0.8, 0.95, 0.9, 0.3], np.float32)).astype(int)
     expected = [(q[0] + q[1]) // 2, q[2], q[3], 1, (q[3] + q[4]) // 2]  # 1: the "nothing learned" level
     assert refined.confidence.tolist() == expected
     assert refine(teacher, student, tau_agree=0.85, agree="max")[0].confidence.tolist()[::4] == [q[1], q[3]]

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.batches import LABELED, PSEUDO
-from brats_ssl.ssl.losses import DualLoss, dequantise, learn_loss, sigmoid_rampup, unlearn_loss
-from brats_ssl.ssl.pseudolabels import quantise_confidence
+from brats_ssl.ssl.losses import DualLoss, learn_loss, sigmoid_rampup, unlearn_loss
 
 
 def _log_p(probs):
@@ -55,8 +55,8 @@ def test_a_gradient_step_on_unlearn_lowers_the_unreliable_probabilities(variant)
     conf = torch.full((1, 6), 0.3)
     valid = torch.ones_like(conf, dtype=torch.bool)
 
-    def tracked(l):
-        p = torch.softmax(l, 1)
+    def tracked(logits):
+        p = torch.softmax(logits, 1)
         if variant == "argmax":
             return p.gather(1, label.unsqueeze(1)).sum()
         return (p[:, 0] + p[:, 2]).sum()
@@ -75,7 +75,7 @@ def test_dual_loss_mixes_supervised_learn_and_unlearn_terms():
     batch = {
         "image": torch.randn(2, 4, 4, 4, 4),
         "label": torch.randint(0, 4, (2, 4, 4, 4)),
-        "confidence": torch.from_numpy(quantise_confidence(torch.rand(2, 4, 4, 4).numpy())),
+        "confidence": torch.from_numpy(confidence_codec.encode(torch.rand(2, 4, 4, 4).numpy())),
         "absent": torch.full((2, 4, 4, 4), 0b0110, dtype=torch.uint8),  # NCR and ED ruled out everywhere
         "kind": torch.tensor([LABELED, PSEUDO]),
     }
@@ -92,7 +92,7 @@ def test_dual_loss_mixes_supervised_learn_and_unlearn_terms():
     # the unlearn term is the negative learning of the ruled-out classes on the unconfident voxels
     with torch.no_grad():
         log_p = torch.log_softmax(model(batch["image"][1:]), 1)
-    confidence, valid = dequantise(batch["confidence"][1:])
+    confidence, valid = confidence_codec.decode_tensor(batch["confidence"][1:])
     expected = unlearn_loss(log_p, batch["label"][1:], batch["absent"][1:], confidence, valid, 0.5, variant="absent")
     assert logs9["unlearn"] == pytest.approx(float(expected), rel=1e-5)
 
@@ -101,6 +101,6 @@ def test_rampup_and_dequantise():
     assert sigmoid_rampup(0, 10) == pytest.approx(math.exp(-5))
     assert sigmoid_rampup(5, 10) == pytest.approx(math.exp(-1.25))
     assert sigmoid_rampup(20, 10) == 1.0
-    conf, valid = dequantise(torch.tensor([0, 1, 128, 255], dtype=torch.uint8))
+    conf, valid = confidence_codec.decode_tensor(torch.tensor([0, 1, 128, 255], dtype=torch.uint8))
     assert valid.tolist() == [False, True, True, True]
     assert conf.tolist() == pytest.approx([0.0, 0.0, 127 / 254, 1.0])

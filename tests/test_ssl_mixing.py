@@ -1,7 +1,7 @@
 """Strong views, copy-paste mixing and hierarchical targets on constructed tensors."""
 
-import torch
 import pytest
+import torch
 
 from brats_ssl.data.strong_views import strong_view
 from brats_ssl.ssl.copy_paste import bidirectional, box_mask
@@ -34,7 +34,8 @@ def test_box_mask_has_the_asked_size_and_copy_paste_mixes_every_map_alike():
     labeled = {"image": torch.ones(4, 12, 12, 9), "label": torch.full((12, 12, 9), 2), "origin": torch.ones(12, 12, 9)}
     unlabeled = {"image": torch.zeros(4, 12, 12, 9), "label": torch.full((12, 12, 9), 3),
                  "origin": torch.zeros(12, 12, 9)}
-    into_labeled, into_unlabeled = bidirectional(labeled, unlabeled, ratio=2 / 3, generator=torch.Generator().manual_seed(1))
+    into_labeled, into_unlabeled = bidirectional(labeled, unlabeled, ratio=2 / 3,
+                                                 generator=torch.Generator().manual_seed(1))
     inside = box_mask((12, 12, 9), 2 / 3, torch.Generator().manual_seed(1))
     # a labeled patch with an unlabeled box, and the reverse; image, label and origin agree everywhere
     assert bool((into_labeled["label"][inside] == 3).all()) and bool((into_labeled["label"][~inside] == 2).all())

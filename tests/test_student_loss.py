@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from brats_ssl.data.batches import LABELED, PSEUDO
+from brats_ssl.data.confidence_codec import encode
 from brats_ssl.ssl.losses import DualLoss, EMATeacher
-from brats_ssl.ssl.pseudolabels import quantise_confidence
 from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 
 SETTINGS = StudentSettings(tau=0.7, beta=0.5, unlearn="absent", weighted=True, lambda_max=1.0, rampup_steps=0,
@@ -26,7 +26,7 @@ def _batch(kinds):
     n = len(kinds)
     label = torch.randint(0, 4, (n, 8, 8, 8), generator=g)
     return {"image": torch.randn((n, 4, 8, 8, 8), generator=g), "label": label,
-            "confidence": torch.from_numpy(quantise_confidence(torch.rand((n, 8, 8, 8), generator=g).numpy())),
+            "confidence": torch.from_numpy(encode(torch.rand((n, 8, 8, 8), generator=g).numpy())),
             "absent": torch.full((n, 8, 8, 8), 0b0010, dtype=torch.uint8), "kind": torch.tensor(kinds)}
 
 

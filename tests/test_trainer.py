@@ -10,12 +10,13 @@ from brats_ssl.config import preset
 from brats_ssl.data.batches import LABELED, BatchBuilder, Pool, batch_loader
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from brats_ssl.run.model import build_model, model_fingerprint
-from brats_ssl.run.phase import supervised_loss_fn
 from brats_ssl.engine.trainer import Trainer
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import mean_region_dice, region_dice
+from brats_ssl.run.model import build_model, model_fingerprint
+from brats_ssl.run.phase import supervised_loss_fn
+
 from conftest import synthetic_case
 
 
@@ -87,7 +88,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     b = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")["model"]
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    steps = [json.loads(l)["step"] for l in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # rows logged after the checkpoint were dropped and redone
 
 

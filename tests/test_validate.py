@@ -15,6 +15,7 @@ from brats_ssl.data.conventions import CLASS_NAMES
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.validate import CaseReport, require_valid, validate_case, validate_dataset
 from brats_ssl.errors import BadInputError
+
 from conftest import AFFINE, patch_header, real_data_or_skip, synthetic_case, write_dataset
 from conftest import save_nifti as save
 

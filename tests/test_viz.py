@@ -10,9 +10,22 @@ import pytest
 
 from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.viz import (
-    CELL_PX, LABEL_COLOURS, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX, Cell, case_cells, case_montage,
-    dataset_montage, display_slice, overlay_panel, overlay_rgb, to_display_orientation, tumour_slice,
+    CELL_PX,
+    LABEL_COLOURS,
+    LEGEND_PX,
+    ROW_CAPTION_PX,
+    TITLE_PX,
+    Cell,
+    case_cells,
+    case_montage,
+    dataset_montage,
+    display_slice,
+    overlay_panel,
+    overlay_rgb,
+    to_display_orientation,
+    tumour_slice,
 )
+
 from conftest import real_data_or_skip
 
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -162,7 +162,7 @@ def append_line(path: str | Path, line: str) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     path = Path(path)
     if not path.exists():
         return rows

@@ -111,7 +111,7 @@ class SSLConfig:
     empty_penalty: float = 0.5
     ema_decay: float = 0.99  # the online teacher of ours, mean-teacher, ua-mt, bcp
     consistency_weight: float = 0.1  # mean-teacher / ua-mt
-    consistency_noise: float = 0.1  # mean-teacher / ua-mt: std of the noise on the EMA teacher's input (clipped at ±2 std)
+    consistency_noise: float = 0.1  # mean-teacher / ua-mt: std of the EMA teacher's input noise (clipped at ±2 std)
     uamt_shared_encoder: bool = True  # ua-mt: the T teacher passes share one noisy input and one encoder run
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.split import make_split, save_split
+from brats_ssl.records import Summary
 
 DEMO_SHAPE = (64, 64, 40)
 DEMO_SPACING = 3.0
@@ -29,7 +30,7 @@ DEMO_OVERRIDES = [
 class DemoResult:
     """What the demo produced, for the command to show: the run's summary.json, the report, the time."""
 
-    summary: dict
+    summary: Summary
     report: Path
     seconds: float
 

@@ -21,19 +21,23 @@ import csv
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 from brats_ssl import atomic, folder_lock
+from brats_ssl.data.conventions import REGIONS
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.folds import fold_splits
 from brats_ssl.data.split import load_split, save_split
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment_folder import EXPERIMENT_JSON, RESULTS_CSV, REUSED_MARKER, RUNS, ExperimentFolder, run_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, write_tables
+from brats_ssl.metrics import EVALUATED
+from brats_ssl.records import Split, Summary
 
-REGION_KEYS = ("WT", "TC", "ET", "NCR", "ED")
+REGION_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 RESULT_COLUMNS = ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds",
                   "note"] + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")] + [
-    "teacher_WT_dice", "teacher_TC_dice", "teacher_ET_dice"]
+    f"teacher_{r}_dice" for r in REGIONS]
 
 
 def run_name(method: str, fraction: float, seed: int, fold: int, folds: int) -> str:
@@ -58,23 +62,28 @@ def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
     return True
 
 
-def _row(method, fraction, seed, fold, split, run_dir, seconds, summary, note="") -> dict:
-    row = {"method": method, "fraction": fraction, "seed": seed, "fold": fold, "n_labeled": len(split["labeled"]),
-           "n_unlabeled": len(split["unlabeled"]), "n_selection": len(split.get("selection", [])),
-           "run": str(run_dir), "seconds": round(seconds, 1), "note": note}
+def _row(method: str, fraction: float, seed: int, fold: int, split: Split, run_dir: Path, seconds: float,
+         summary: Summary, note: str = "") -> dict:
+    row: dict[str, Any] = {
+        "method": method, "fraction": fraction, "seed": seed, "fold": fold, "n_labeled": len(split["labeled"]),
+        "n_unlabeled": len(split["unlabeled"]), "n_selection": len(split.get("selection", [])),
+        "run": str(run_dir), "seconds": round(seconds, 1), "note": note}
     mean = summary.get("mean", {})
     for region in REGION_KEYS:
+        scores: Mapping[str, Any] = mean.get(region) or {}
         for metric in ("dice", "hd95"):
-            value = (mean.get(region) or {}).get(metric)
+            value = scores.get(metric)
             row[f"{region}_{metric}"] = "" if value is None else round(float(value), 4)
     teacher = (summary.get("teacher") or {}).get("mean", {})
-    for region in ("WT", "TC", "ET"):
-        value = (teacher.get(region) or {}).get("dice")
+    for region in REGIONS:
+        teacher_scores: Mapping[str, Any] = teacher.get(region) or {}
+        value = teacher_scores.get("dice")
         row[f"teacher_{region}_dice"] = "" if value is None else round(float(value), 4)
     return row
 
 
-def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int, made: dict) -> tuple[Path, dict]:
+def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int,
+           made: dict[float, Split]) -> tuple[Path, Split]:
     """The split file of a run: the saved one when the sweep made it before (a resumed sweep keeps
     its splits), else the one made now."""
     path = out / "splits" / split_name(fraction, seed, fold, folds)

@@ -20,9 +20,11 @@ from typing import Callable, Iterable
 from brats_ssl import atomic
 from brats_ssl.data.conventions import REGIONS
 from brats_ssl.experiment_folder import COMPARISONS_CSV, PER_CASE_CSV
+from brats_ssl.metrics import EVALUATED
+from brats_ssl.records import Summary
 from brats_ssl.stats import Paired, mean_ci, paired
 
-DICE_KEYS = ("WT", "TC", "ET", "NCR", "ED")
+DICE_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 METRICS = DICE_KEYS + ("mean",)
 PER_CASE_COLUMNS = (["method", "fraction", "seed", "fold", "case"] + list(DICE_KEYS)
                     + [f"hd95_{k}" for k in DICE_KEYS] + [f"raw_{k}" for k in DICE_KEYS]
@@ -36,7 +38,7 @@ def _value(entry: dict, region: str, metric: str):
     return "" if value is None else round(float(value), 4)
 
 
-def case_rows(result: dict, summary: dict) -> list[dict]:
+def case_rows(result: dict, summary: Summary) -> list[dict]:
     """per_case.csv rows of one run (``result``: its results.csv row; ``summary``: its summary.json)."""
     raw = {e["case"]: e for e in (summary.get("raw") or summary).get("per_case", [])}
     rows = []
@@ -70,7 +72,8 @@ def metric_value(row: dict, metric: str, prefix: str = "") -> float | None:
     values = [row.get(f"{prefix}{k}") for k in keys]
     if any(v in (None, "") for v in values):
         return None
-    return sum(float(v) for v in values) / len(values)
+    numbers = [float(v) for v in values if v is not None]
+    return sum(numbers) / len(numbers)
 
 
 def per_case_means(rows: list[dict], metric: str, prefix: str = "") -> dict[tuple[str, float], dict[str, float]]:
@@ -114,7 +117,8 @@ def comparison_rows(rows: list[dict], references: Iterable[str]) -> list[dict]:
     return out
 
 
-def method_means(rows: list[dict], metric: str, prefix: str = "") -> dict[tuple[str, float], tuple[float, float, float, int]]:
+def method_means(rows: list[dict], metric: str,
+                 prefix: str = "") -> dict[tuple[str, float], tuple[float, float, float, int]]:
     """(method, fraction) → (mean, CI low, CI high, cases) of the metric over cases (seeds averaged)."""
     return {key: (*mean_ci(list(cases.values())), len(cases))
             for key, cases in per_case_means(rows, metric, prefix).items()}

@@ -18,6 +18,7 @@ from brats_ssl.data.io import read_seg
 from brats_ssl.engine import distributed
 from brats_ssl.metrics import case_metrics, summarize
 from brats_ssl.postprocess import RULE_FILE, Rule, apply_rule, choose_rule, load_rule, save_rule
+from brats_ssl.records import MetricSummary, Summary
 from brats_ssl.run.context import RunContext
 from brats_ssl.run.method_result import MethodResult
 from brats_ssl.run.phase import prediction_path
@@ -44,7 +45,7 @@ def choose_postprocessing(ctx: RunContext, phase: str) -> Rule:
     return rule
 
 
-def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: dict) -> dict:
+def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: MetricSummary) -> MetricSummary:
     """Val metrics of the phase's saved predictions after ``rule`` (``raw`` itself for the identity)."""
     if rule.is_identity or not ctx.val:
         return raw
@@ -57,15 +58,30 @@ def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: dict) ->
     return summarize(per_case)
 
 
-def finalize(ctx: RunContext, result: MethodResult) -> dict:
+def finalize(ctx: RunContext, result: MethodResult) -> Summary:
     """A method's result → the run's summary (``summary.json``): post-processed val metrics of its
     final phase, the raw ones under ``raw``, and what chose them."""
     phase = result.final_phase
     summary = result.summary()
-    record = {"chosen_on": ctx.chooser_name}
     if not ctx.chooser or not distributed.is_main():
-        return {**summary, **record}
+        summary["chosen_on"] = ctx.chooser_name
+        return summary
     rule = choose_postprocessing(ctx, phase)
-    raw = {key: summary[key] for key in ("mean", "n_cases", "per_case") if key in summary}
-    final = postprocessed_summary(ctx, phase, rule, raw)
-    return {**summary, **final, **record, "postprocessing": rule.describe(), "raw": raw}
+    raw = _metrics_of(summary)
+    final: Summary = {**summary, **postprocessed_summary(ctx, phase, rule, raw)}
+    final["chosen_on"] = ctx.chooser_name
+    final["postprocessing"] = rule.describe()
+    final["raw"] = raw
+    return final
+
+
+def _metrics_of(summary: Summary) -> MetricSummary:
+    """The keys of a summary that post-processing changes, in their order."""
+    metrics: MetricSummary = {}
+    if "mean" in summary:
+        metrics["mean"] = summary["mean"]
+    if "n_cases" in summary:
+        metrics["n_cases"] = summary["n_cases"]
+    if "per_case" in summary:
+        metrics["per_case"] = summary["per_case"]
+    return metrics

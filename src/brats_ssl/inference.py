@@ -18,6 +18,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.engine.device import autocast, to_memory_format
 from brats_ssl.losses import probabilities
 from brats_ssl.networks.mc import enable_mc_dropout, supports_split_mc
@@ -90,7 +91,7 @@ class WindowPredictor:
 
     def __init__(self, model: nn.Module, options: InferenceOptions, device: torch.device):
         self.model, self.options, self.device = model, options, device
-        self.split = supports_split_mc(model)
+        self.split_model = model if supports_split_mc(model) else None
         self.windows_run = 0
 
     def _sample_sums(self, x: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -103,9 +104,9 @@ class WindowPredictor:
         t, batch = self.options.mc_samples, x.shape[0]
         x = to_memory_format(x, self.options.channels_last)
         with autocast(self.device, self.options.precision):
-            if t > 1 and self.split:
-                state = self.model.encode(x)
-                logits = self.model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
+            if t > 1 and self.split_model is not None:
+                state = self.split_model.encode(x)
+                logits = self.split_model.decode(state.tile(t))  # sample-major: reshapes to (T, B, ...)
             else:
                 logits = torch.cat([self.model(x) for _ in range(t)])
         logits = logits.float()
@@ -123,8 +124,7 @@ class WindowPredictor:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         brain = x.abs().flatten(1).amax(1) > 0
-        n_classes = 4
-        mean = torch.zeros((x.shape[0], n_classes) + tuple(x.shape[2:]), device=x.device)
+        mean = torch.zeros((x.shape[0], NUM_CLASSES) + tuple(x.shape[2:]), device=x.device)
         mean[:, 0] = 1.0  # empty windows: background, no uncertainty
         mean_entropy = torch.zeros((x.shape[0], 1) + tuple(x.shape[2:]), device=x.device)
         if not brain.any():
@@ -142,6 +142,7 @@ class WindowPredictor:
             probs_sum = probs if probs_sum is None else probs_sum.add_(probs)
             if entropy is not None:
                 entropy_sum = entropy if entropy_sum is None else entropy_sum.add_(entropy)
+        assert probs_sum is not None  # flips holds at least the identity
         n = len(flips) * self.options.mc_samples
         mean[brain] = probs_sum / n
         if entropy_sum is not None:

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from brats_ssl.data.conventions import NUM_CLASSES, REGIONS
 
-REGION_ORDER = ("WT", "TC", "ET")
+REGION_ORDER = tuple(REGIONS)  # the output channels of the "region" loss: WT, TC, ET
 
 
 def output_channels(loss: str) -> int:

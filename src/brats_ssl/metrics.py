@@ -24,7 +24,7 @@ import math
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from brats_ssl.data.io import load_nifti, read_seg
 from brats_ssl.errors import BadInputError, case_message
 from brats_ssl.paths import find_nifti, nifti_stem, safe_name
 from brats_ssl.progress import make_progress, stderr_console
+from brats_ssl.records import CaseMetrics, RegionMetrics, Summary
 
 # The diagonal of a 240 x 240 x 155 volume at 1 mm, sqrt(240² + 240² + 155²) = 373.13 mm: the
 # largest distance inside a BraTS scan, which BraTS assigns when one of the two masks is empty.
@@ -128,7 +129,8 @@ def region_dice(pred: ArrayLike, gt: ArrayLike) -> dict[str, float]:
     return {name: float(dice[i]) for i, name in enumerate(EVALUATED)}
 
 
-def case_metrics(pred: ArrayLike, gt: ArrayLike, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
+def case_metrics(pred: ArrayLike, gt: ArrayLike,
+                 spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
     """Dice and HD95 (mm) of each region and label, from two internal label maps of one case.
 
     ``pred`` and ``gt`` are numpy arrays or CPU torch tensors of equal shape holding 0 background,
@@ -170,20 +172,21 @@ def _nan_mean(values: Iterable[Any]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def summarize(per_case: list[dict]) -> dict:
+def summarize(per_case: list[CaseMetrics]) -> Summary:
     """Mean over cases of every region's Dice and HD95, then the per-case entries.
 
     Each entry is ``{"case": id, "WT": {"dice", "hd95"}, ...}``. Missing, None and NaN values are
     left out of a mean; a mean with no value at all is None (JSON null).
     """
     mean = {
-        name: {metric: _nan_mean(entry.get(name, {}).get(metric) for entry in per_case) for metric in METRICS}
+        name: cast(RegionMetrics, {metric: _nan_mean(entry.get(name, {}).get(metric) for entry in per_case)
+                                   for metric in METRICS})
         for name in EVALUATED
     }
     return {"mean": mean, "n_cases": len(per_case), "per_case": list(per_case)}
 
 
-def evaluate_cases(pairs: Iterable[CasePair], *, on_case: Callable[[str], None] | None = None) -> dict:
+def evaluate_cases(pairs: Iterable[CasePair], *, on_case: Callable[[str], None] | None = None) -> Summary:
     """Score each :class:`CasePair` and return :func:`summarize` of them.
 
     ``pairs`` may be a generator that loads cases lazily; ``on_case(case_id)`` runs after each.
@@ -224,7 +227,7 @@ def _load_pair(case: CaseRef, pred_path: Path) -> CasePair:
     return CasePair(case.case_id, pred, gt, spacing)
 
 
-def _csv_text(summary: dict) -> str:
+def _csv_text(summary: Summary) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["case"] + [f"{name}_{metric}" for name in EVALUATED for metric in METRICS])
@@ -233,7 +236,7 @@ def _csv_text(summary: dict) -> str:
     return buffer.getvalue()
 
 
-def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console=None) -> dict:
+def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console=None) -> Summary:
     """Score ``pred_dir/<case>.nii.gz`` against every labeled case of the dataset ``gt_root``.
 
     Predictions use the GT dataset's label convention. Writes ``out_json`` (mean, then per case)

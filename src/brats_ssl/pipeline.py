@@ -24,6 +24,7 @@ from brats_ssl.data.split import load_split, make_split, save_split
 from brats_ssl.engine import distributed
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
+from brats_ssl.records import Split, Summary
 from brats_ssl.run.context import RunContext
 from brats_ssl.run.method_result import MethodResult
 from brats_ssl.ssl.registry import DEFAULT_METHOD, get_method
@@ -118,7 +119,7 @@ def resolve_config(request: TrainRequest) -> config_lib.Config:
     return saved
 
 
-def resolve_split(request: TrainRequest, dataset, config) -> dict:
+def resolve_split(request: TrainRequest, dataset, config) -> Split:
     saved = request.run_dir / "split.json"
     if saved.exists():
         split = load_split(saved, dataset)
@@ -185,7 +186,7 @@ def run_method(ctx: RunContext) -> MethodResult:
     return result
 
 
-def run_training(request: TrainRequest, *, console=None) -> dict | None:
+def run_training(request: TrainRequest, *, console=None) -> Summary:
     from brats_ssl.finalize import finalize
     from brats_ssl.progress import make_progress
 
@@ -204,7 +205,8 @@ def run_training(request: TrainRequest, *, console=None) -> dict | None:
             processes = f", {distributed.world_size()} processes" if distributed.active() else ""
             ctx.log(
                 f"{ctx.config.method}: {len(ctx.labeled)} labeled, {len(ctx.unlabeled)} unlabeled, {len(ctx.val)} "
-                f"val, {len(ctx.selection)} selection cases; preset {ctx.config.preset}, model {ctx.config.model.name}, device {ctx.device}"
+                f"val, {len(ctx.selection)} selection cases; preset {ctx.config.preset}, "
+                f"model {ctx.config.model.name}, device {ctx.device}"
                 f"{processes}"
             )
             warm_cache(ctx)

@@ -26,13 +26,13 @@ from brats_ssl.data.io import load_case, write_float_map, write_label_map
 from brats_ssl.data.preprocess import PreprocessParams, preprocess, restore_map, restore_probabilities
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
-from brats_ssl.run.model import build_model, model_fingerprint
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.paths import inside, safe_name
 from brats_ssl.postprocess import IDENTITY, Rule, apply_rule, load_rule
 from brats_ssl.progress import make_progress, track
+from brats_ssl.run.model import build_model, model_fingerprint
 
 CHECKPOINTS = ("final", "teacher", "best", "last")
 RECORD = "predict.json"
@@ -80,7 +80,7 @@ def missing_cases(out: Path, cases: list[CaseRef], settings: dict,
     A case is done when all its outputs exist and are newer than the record of the same settings, so
     outputs of another model or of an earlier run are redone. Decided on rank 0, shared with all ranks.
     """
-    todo = None
+    todo: list[str] = []  # rank 0's list reaches the other ranks below
     if distributed.is_main():
         record = out / RECORD
         out.mkdir(parents=True, exist_ok=True)

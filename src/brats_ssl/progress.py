@@ -20,11 +20,11 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
 
 # How long a transient step runs before it logs progress off a terminal.
 QUIET_SECONDS = 10.0
@@ -37,7 +37,7 @@ class LogProgress:
     def __init__(self, console: Console | None, *, quiet_seconds: float = 0.0):
         self.console = console or Console()
         self.quiet_seconds = quiet_seconds
-        self.tasks: dict[int, dict] = {}
+        self.tasks: dict[TaskID, dict] = {}
 
     def __enter__(self) -> "LogProgress":
         return self
@@ -45,23 +45,23 @@ class LogProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, description: str, *, total: int | None = None, completed: int = 0, **fields) -> int:
-        task = len(self.tasks)
+    def add_task(self, description: str, *, total: int | None = None, completed: int = 0, **fields) -> TaskID:
+        task = TaskID(len(self.tasks))
         self.tasks[task] = {"description": description, "total": total, "completed": completed,
                             "start": time.perf_counter(), "start_done": completed, "next": 0.0, **fields}
         self._maybe_print(task, force=True)
         return task
 
-    def update(self, task: int, *, completed: int | None = None, advance: int = 0, **fields) -> None:
+    def update(self, task: TaskID, *, completed: int | None = None, advance: int = 0, **fields) -> None:
         state = self.tasks[task]
         state["completed"] = completed if completed is not None else state["completed"] + advance
         state.update(fields)
         self._maybe_print(task)
 
-    def advance(self, task: int, advance: int = 1) -> None:
+    def advance(self, task: TaskID, advance: int = 1) -> None:
         self.update(task, advance=advance)
 
-    def _maybe_print(self, task: int, force: bool = False) -> None:
+    def _maybe_print(self, task: TaskID, force: bool = False) -> None:
         state = self.tasks[task]
         total, done = state["total"], state["completed"]
         fraction = done / total if total else 1.0

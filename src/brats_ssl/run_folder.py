@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from brats_ssl import config as config_lib
 from brats_ssl.data.dataset import CaseRef, Dataset, open_dataset
 from brats_ssl.errors import BadInputError
+from brats_ssl.records import Split, Summary
 from brats_ssl.ssl.registry import get_method
 
 
@@ -23,7 +25,7 @@ class RunFolder:
         return config_lib.load(self.path / "config.yaml", saved_run=True)
 
     @cached_property
-    def split(self) -> dict:
+    def split(self) -> Split:
         return json.loads((self.path / "split.json").read_text())
 
     def dataset(self, data: str | Path | None = None) -> Dataset:
@@ -36,19 +38,19 @@ class RunFolder:
     def val_cases(self, dataset: Dataset) -> list[CaseRef]:
         return dataset.subset(self.split["val"])
 
-    def _json(self, *parts: str) -> dict | list | None:
+    def _json(self, *parts: str) -> Any:
         path = self.path.joinpath(*parts)
         return json.loads(path.read_text()) if path.is_file() else None
 
     @property
-    def summary(self) -> dict | None:
+    def summary(self) -> Summary | None:
         return self._json("summary.json")
 
     @property
     def stages(self) -> list[dict]:
         return self._json("stages.json") or []
 
-    def phase_summary(self, phase: str) -> dict | None:
+    def phase_summary(self, phase: str) -> Summary | None:
         return self._json(phase, "summary.json")
 
     @property

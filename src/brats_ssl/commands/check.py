@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # the data layer (nibabel, numpy) loads when the command runs
 
 
 @app.command()
-def check(data: Path = typer.Argument(..., help="Dataset folder (BraTS 2017-21, 2023+, MSD Task01, nnU-Net raw).")) -> None:
+def check(
+    data: Path = typer.Argument(..., help="Dataset folder (BraTS 2017-21, 2023+, MSD Task01, nnU-Net raw)."),
+) -> None:
     """Detect the dataset's convention, validate every case and print a table. Exit 2 if any case is unusable."""
     if not check_dataset(data, console=console):
         raise typer.Exit(2)

@@ -11,19 +11,21 @@ from brats_ssl.commands import options
 from brats_ssl.commands.app import app, console
 from brats_ssl.ssl.registry import METHODS
 
+METHODS_HELP = f"Methods to compare: {', '.join(METHODS)}."
+
 
 @app.command()
 def experiment(
     data: Path = typer.Argument(..., help=options.DATASET),
     out: Path = typer.Option(..., "-o", "--out", help="Experiment folder (resumable)."),
     fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
-    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help=(
-        f"Methods to compare: {', '.join(METHODS)}.")),
+    methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help=METHODS_HELP),
     seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
     folds: int = typer.Option(1, "--folds", min=1, help=(
         "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "
         "1: one fixed val set (--val).")),
-    val: float = typer.Option(0.2, "--val", help="Validation fraction with --folds 1 (one fixed val set for all runs)."),
+    val: float = typer.Option(0.2, "--val", help=(
+        "Validation fraction with --folds 1 (one fixed val set for all runs).")),
     selection: int = typer.Option(2, "--selection", min=0, help=(
         "Labeled cases per fold held out of training: checkpoints, promotion, final model and post-processing "
         "are chosen on them, never on the reported val cases. 0: chosen on the val cases (optimistic).")),

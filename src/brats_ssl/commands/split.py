@@ -14,7 +14,8 @@ from brats_ssl.commands.app import app, console
 def split(
     data: Path = typer.Argument(..., help=options.DATASET),
     out: Path = typer.Option(..., "-o", "--out", help="split.json to write."),
-    labeled: float = typer.Option(0.1, "--labeled", help="Fraction (0-1] of the non-validation cases that keep their labels."),
+    labeled: float = typer.Option(0.1, "--labeled", help=(
+        "Fraction (0-1] of the non-validation cases that keep their labels.")),
     val: float = typer.Option(0.2, "--val", help="Fraction of labeled cases held out for validation."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     min_labeled: int = typer.Option(1, "--min-labeled", help="At least this many labeled cases."),

@@ -81,7 +81,7 @@ def print_summary_table(summary: Mapping[str, Any], console: Console) -> None:
     if not named:
         console.print("no metrics to show")
         return
-    counts = sorted({s.get("n_cases") for s in named.values() if s.get("n_cases") is not None})
+    counts = sorted({n for s in named.values() if (n := s.get("n_cases")) is not None})
     caption = f"mean over {', '.join(str(c) for c in counts)} case(s); HD95 in mm" if counts else "HD95 in mm"
     table = Table(title="Segmentation metrics", caption=caption)
     table.add_column("region", style="bold")

@@ -26,9 +26,12 @@ def train(
     overrides: List[str] = typer.Option([], "--set", help="Override a setting: --set train.lr=1e-3 (repeatable)."),
     unlearn: Optional[str] = typer.Option(None, "--unlearn", help="Unlearning variant: argmax | absent | none."),
     no_curriculum: bool = typer.Option(False, "--no-curriculum", help="Ablation: all unlabeled cases from stage 1."),
-    no_refinement: bool = typer.Option(False, "--no-refinement", help="Ablation: no teacher-student agreement refinement."),
-    no_uncertainty_weighting: bool = typer.Option(False, "--no-uncertainty-weighting", help="Ablation: unweighted L_learn."),
-    audit_labels: bool = typer.Option(False, "--audit-labels", help="Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice."),
+    no_refinement: bool = typer.Option(False, "--no-refinement", help=(
+        "Ablation: no teacher-student agreement refinement.")),
+    no_uncertainty_weighting: bool = typer.Option(False, "--no-uncertainty-weighting", help=(
+        "Ablation: unweighted L_learn.")),
+    audit_labels: bool = typer.Option(False, "--audit-labels", help=(
+        "Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice.")),
     device: str = typer.Option("auto", "--device", help=options.DEVICE),
 ) -> None:
     """Train: teacher → pseudo-labels → curriculum student (or a baseline). Re-running resumes."""

@@ -56,7 +56,8 @@ class Augmenter:
         out = self.transform(data)
         result = dict(patch)
         result["image"] = np.asarray(out["image"], dtype=np.float32)
-        maps = np.asarray(out["maps"]).round() if self.label_keys else None
-        for i, key in enumerate(self.label_keys):
-            result[key] = maps[i].astype(patch[key].dtype)
+        if self.label_keys:
+            maps = np.asarray(out["maps"]).round()
+            for i, key in enumerate(self.label_keys):
+                result[key] = maps[i].astype(patch[key].dtype)
         return result

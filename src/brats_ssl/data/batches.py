@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.augment import Augmenter
 from brats_ssl.data.sampling import TrainItem, sample_patch
 from brats_ssl.errors import BadInputError
@@ -84,7 +85,7 @@ class BatchBuilder:
         return {
             "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
             "label": torch.from_numpy(np.stack([s["label"] for s in samples]).astype(np.int64)),
-            # raw uint8: 0 = no information, else 1 + round(c·254) (see ssl/pseudolabels.py)
+            # encoded uint8 (data/confidence_codec.py), decoded by the loss
             "confidence": torch.from_numpy(np.stack([s["confidence"] for s in samples])),
             "absent": torch.from_numpy(np.stack([s["absent"] for s in samples])),
             "kind": torch.tensor([int(s["kind"]) for s in samples]),
@@ -97,7 +98,8 @@ class BatchBuilder:
         if "label" not in patch:
             patch["label"] = np.zeros(shape, np.uint8)
         if "confidence" not in patch:
-            patch["confidence"] = np.full(shape, 255 if kind == LABELED else 0, np.uint8)
+            known = confidence_codec.CERTAIN if kind == LABELED else confidence_codec.NO_INFORMATION
+            patch["confidence"] = np.full(shape, known, np.uint8)
         if "absent" not in patch:
             patch["absent"] = np.zeros(shape, np.uint8)
         return patch

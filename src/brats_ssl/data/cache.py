@@ -19,8 +19,8 @@ import numpy as np
 from brats_ssl import atomic
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.io import load_case
-from brats_ssl.paths import default_cache_dir, safe_name
 from brats_ssl.data.preprocess import Preprocessed, PreprocessMeta, PreprocessParams, preprocess
+from brats_ssl.paths import default_cache_dir, safe_name
 
 CACHE_VERSION = 1
 

@@ -9,13 +9,14 @@ the input's own convention.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
 CLASS_NAMES: tuple[str, ...] = ("background", "NCR", "ED", "ET")
 NUM_CLASSES = len(CLASS_NAMES)
+TUMOUR_CLASS_NAMES: tuple[str, ...] = CLASS_NAMES[1:]  # every class but background
 
 # Evaluated regions, as sets of internal classes (METHOD.md, Labels).
 REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
@@ -88,7 +89,7 @@ MSD = Convention(
 )
 
 
-def nnunet_convention(label_names: Mapping[str, object]) -> Convention:
+def nnunet_convention(label_names: Mapping[str, Any]) -> Convention:
     """The convention of an nnU-Net raw dataset, from its dataset.json ``labels``.
 
     Plain labels are matched by name (necrosis / edema / enhancing). Region-based labels, as in

@@ -16,6 +16,7 @@ from pathlib import Path
 from brats_ssl.data.conventions import (
     BRATS2021,
     BRATS2023,
+    CLASS_NAMES,
     MODALITIES,
     MSD,
     Convention,
@@ -245,7 +246,7 @@ def _discover_nnunet(root: Path, meta: dict, files: list[Path]) -> tuple[Convent
             )
         channel_to_modality[index] = modality
     try:
-        convention = nnunet_convention(meta.get("labels", {"background": 0, "NCR": 1, "ED": 2, "ET": 3}))
+        convention = nnunet_convention(meta.get("labels", {name: c for c, name in enumerate(CLASS_NAMES)}))
     except ValueError as error:
         raise BadInputError(f"file {root / 'dataset.json'}: {error}") from error
     grouped: dict[str, dict[str, ImageRef]] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from brats_ssl.data.dataset import Dataset
 from brats_ssl.data.split import _site_interleaved, hold_out_selection, make_split
 from brats_ssl.errors import BadInputError
+from brats_ssl.records import Split
 
 
 def assign_folds(dataset: Dataset, folds: int) -> dict[str, int]:
@@ -39,7 +40,7 @@ def val_cases(dataset: Dataset, fold: int, folds: int, val: float) -> list[str]:
 
 
 def fold_splits(dataset: Dataset, *, fold: int, folds: int, fractions: list[float], seed: int,
-                val: float = 0.2, selection: int = 0) -> dict[float, dict]:
+                val: float = 0.2, selection: int = 0) -> dict[float, Split]:
     """fraction → split.json dict for one fold and seed; labeled sets nested across fractions."""
     held_out = set(val_cases(dataset, fold, folds, val))
     rest = [c for c in dataset.cases if c.case_id not in held_out]
@@ -47,7 +48,7 @@ def fold_splits(dataset: Dataset, *, fold: int, folds: int, fractions: list[floa
     order = _site_interleaved([c for c in rest if c.labeled], random.Random(seed + 7919 * fold))
     candidates, chosen = hold_out_selection(order, selection)
     selection_ids = sorted(c.case_id for c in chosen)
-    splits = {}
+    splits: dict[float, Split] = {}
     for fraction in fractions:
         n = min(len(candidates), max(1, round(fraction * (len(rest) - len(chosen)))))
         labeled = sorted(c.case_id for c in candidates[:n])

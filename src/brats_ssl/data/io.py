@@ -14,6 +14,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -36,7 +37,7 @@ class LoadedCase:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.image.shape[1:])  # type: ignore[return-value]
+        return tuple(self.image.shape[1:])
 
 
 def load_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
@@ -45,7 +46,7 @@ def load_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
     if problem is not None:
         raise BadInputError(case_message(case_id, path, problem))
     try:
-        return nib.load(str(path))
+        return cast(nib.Nifti1Image, nib.load(str(path)))  # .nii(.gz): Nifti1Image or its subclass Nifti2Image
     except FileNotFoundError as error:
         raise BadInputError(case_message(case_id, path, "file does not exist")) from error
     except PermissionError as error:
@@ -134,7 +135,7 @@ def load_case(case: CaseRef, *, with_seg: bool = True) -> LoadedCase:
     first = case.images[MODALITIES[0]]
     # The header alone gives the shape: refuse a case that cannot fit before reading its voxels.
     require_memory(case.case_id, tuple(load_nifti(first.path, case.case_id).shape[:3]), first)
-    volumes = []
+    volumes: list[np.ndarray] = []
     affine = spacing = None
     for modality in MODALITIES:
         ref = case.images[modality]
@@ -147,7 +148,8 @@ def load_case(case: CaseRef, *, with_seg: bool = True) -> LoadedCase:
         spacing = this_spacing if spacing is None else spacing
     seg = read_seg(case) if (with_seg and case.seg is not None) else None
     if seg is not None and seg.shape != volumes[0].shape:
-        raise BadInputError(case_message(case.case_id, case.seg, f"seg shape {seg.shape} differs from image {volumes[0].shape}"))
+        raise BadInputError(case_message(case.case_id, case.seg,
+                                         f"seg shape {seg.shape} differs from image {volumes[0].shape}"))
     return LoadedCase(case, np.stack(volumes), seg, np.asarray(affine), spacing)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from brats_ssl.data.io import LoadedCase
 
 @dataclass(frozen=True)
 class PreprocessParams:
-    target_spacing: tuple[float, float, float] | None = None
+    target_spacing: tuple[float, ...] | None = None  # mm per axis
     crop_margin: int = 4
 
     @classmethod
@@ -35,21 +35,21 @@ class PreprocessMeta:
     """Everything needed to map between the original volume and the preprocessed one."""
 
     case_id: str
-    original_shape: tuple[int, int, int]
-    bbox_start: tuple[int, int, int]
-    bbox_stop: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    target_spacing: tuple[float, float, float] | None
-    shape: tuple[int, int, int]  # preprocessed (cropped, resampled) shape
+    original_shape: tuple[int, ...]  # (X, Y, Z), as are the tuples below
+    bbox_start: tuple[int, ...]
+    bbox_stop: tuple[int, ...]
+    spacing: tuple[float, ...]
+    target_spacing: tuple[float, ...] | None
+    shape: tuple[int, ...]  # preprocessed (cropped, resampled) shape
 
     @property
-    def cropped_shape(self) -> tuple[int, int, int]:
-        return tuple(b - a for a, b in zip(self.bbox_start, self.bbox_stop))  # type: ignore[return-value]
+    def cropped_shape(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.bbox_start, self.bbox_stop))
 
     @property
-    def voxel_spacing(self) -> tuple[float, float, float]:
+    def voxel_spacing(self) -> tuple[float, ...]:
         """Spacing of the preprocessed grid in mm."""
-        return tuple(s * c / p for s, c, p in zip(self.spacing, self.cropped_shape, self.shape))  # type: ignore[return-value]
+        return tuple(s * c / p for s, c, p in zip(self.spacing, self.cropped_shape, self.shape))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,7 +90,8 @@ def brain_bbox(image: np.ndarray, margin: int) -> tuple[tuple[int, ...], tuple[i
     return tuple(start), tuple(stop)
 
 
-def target_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: tuple[float, ...] | None) -> tuple[int, ...]:
+def target_shape(shape: tuple[int, ...], spacing: tuple[float, ...],
+                 target: tuple[float, ...] | None) -> tuple[int, ...]:
     if target is None:
         return tuple(shape)
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target))

@@ -7,6 +7,7 @@ the batches an uninterrupted run would, and batches can be built in a worker pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ class TrainItem:
     case_id: str
     image: np.ndarray  # (C, X, Y, Z), float16 memmap
     maps: dict[str, np.ndarray]  # "label" uint8 and, for pseudo-labels, "confidence", "absent", ...
-    foreground: np.ndarray = field(default=None)  # (N, 3) voxel coordinates of tumour
+    foreground: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (N, 3) tumour voxels, computed when None
 
     def __post_init__(self) -> None:
         if self.foreground is None:
@@ -45,7 +46,9 @@ def extract_patch(array: np.ndarray, start: tuple[int, ...], size: tuple[int, ..
         a, b = max(s, 0), min(s + n, d)
         src.append(slice(a, max(a, b)))
         dst.append(slice(a - s, a - s + max(0, b - a)))
-    out[(Ellipsis, *dst)] = array[(Ellipsis, *src)]
+    target: tuple[Any, ...] = (Ellipsis, *dst)
+    source: tuple[Any, ...] = (Ellipsis, *src)
+    out[target] = array[source]
     return out
 
 

@@ -13,11 +13,13 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
+from typing import cast
 
 from brats_ssl import atomic
 from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import read_text_file
+from brats_ssl.records import Split
 
 SPLIT_KEYS = ("labeled", "unlabeled", "val")  # required in every split.json
 OPTIONAL_KEYS = ("selection",)  # splits made before the selection set existed lack it
@@ -46,7 +48,7 @@ def _site_interleaved(cases: list[CaseRef], rng: random.Random) -> list[CaseRef]
 
 
 def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, min_labeled: int = 1,
-               unlabeled_sites: list[str] | None = None, selection: int = 0) -> dict:
+               unlabeled_sites: list[str] | None = None, selection: int = 0) -> Split:
     """A split of ``dataset`` as a JSON-ready dict.
 
     ``val`` is the share of all cases (taken from cases with labels) held out for validation;
@@ -96,11 +98,11 @@ def hold_out_selection(ordered: list[CaseRef], n: int) -> tuple[list[CaseRef], l
     return (ordered[: len(ordered) - n], ordered[len(ordered) - n:]) if n else (ordered, [])
 
 
-def save_split(split: dict, path: str | Path) -> Path:
+def save_split(split: Split, path: str | Path) -> Path:
     return atomic.write_json(path, split)
 
 
-def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
+def load_split(path: str | Path, dataset: Dataset | None = None) -> Split:
     """Read a split.json and check it: disjoint lists; with a dataset, every case present and
     every labeled / val case has a seg file."""
     path = Path(path)
@@ -135,4 +137,4 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> dict:
             no_seg = [c for c in split[key] if not known[c].labeled]
             if no_seg:
                 raise BadInputError(f"file {path}: {key} case(s) without a seg file: {', '.join(no_seg[:10])}")
-    return split
+    return cast(Split, split)  # its keys checked above

@@ -77,8 +77,8 @@ def strong_view(images: torch.Tensor, generator: torch.Generator,
         if float(uniform(0, 1, 1)) < config.blur_prob:
             out[b] = _blur(out[b], float(uniform(0.5, 1.0, 1)))
         if float(uniform(0, 1, 1)) < 0.5:
-            std = float(uniform(0, config.noise_std, 1))
-            out[b] = out[b] + std * torch.randn(out[b].shape, generator=generator, dtype=out.dtype).to(out.device)
+            noise_std = float(uniform(0, config.noise_std, 1))
+            out[b] = out[b] + noise_std * torch.randn(out[b].shape, generator=generator, dtype=out.dtype).to(out.device)
     out = out * brain  # intensity changes stay inside the brain
     for b in range(batch):
         if float(uniform(0, 1, 1)) < config.cutout_prob:
@@ -88,7 +88,8 @@ def strong_view(images: torch.Tensor, generator: torch.Generator,
                     length = int(torch.randint(max(1, size // 8), max(2, size // 4 + 1), (1,), generator=generator))
                     start = int(torch.randint(0, size - length + 1, (1,), generator=generator))
                     box.append(slice(start, start + length))
-                out[(b, slice(None), *box)] = 0
+                index: tuple[int | slice, ...] = (b, slice(None), *box)
+                out[index] = 0
         if channels > 1 and float(uniform(0, 1, 1)) < config.modality_dropout:
             out[b, int(torch.randint(0, channels, (1,), generator=generator))] = 0
     return out

@@ -30,8 +30,8 @@ from brats_ssl import atomic
 from brats_ssl.data.conventions import CLASS_NAMES, MODALITIES
 from brats_ssl.data.dataset import CaseRef, Dataset, ImageRef, duplicate_id_problems
 from brats_ssl.data.io import float32_overflow
-from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.errors import BadInputError, case_message
+from brats_ssl.paths import default_cache_dir, file_problem
 from brats_ssl.progress import make_progress
 from brats_ssl.resources import available_memory, require_memory
 

@@ -67,7 +67,7 @@ def to_memory_format(module_or_tensor, channels_last: bool):
     if isinstance(module_or_tensor, nn.Module):
         dims = _module_dims(module_or_tensor)
         fmt = torch.channels_last_3d if dims == 3 else torch.channels_last
-        return module_or_tensor.to(memory_format=fmt)
+        return module_or_tensor.to(memory_format=fmt)  # type: ignore[call-overload]  # torch's stub omits it
     tensor = module_or_tensor
     if tensor.dim() == 5:
         return tensor.contiguous(memory_format=torch.channels_last_3d)

@@ -199,7 +199,8 @@ def require_divisible(batch_size: int) -> None:
     if batch_size % world:
         raise BadInputError(
             f"invalid setting train.batch_size: {batch_size} is the global batch, shared by {world} processes; "
-            f"it must be a multiple of {world} (e.g. --set train.batch_size={world * max(1, round(batch_size / world))})"
+            f"it must be a multiple of {world} "
+            f"(e.g. --set train.batch_size={world * max(1, round(batch_size / world))})"
         )
 
 

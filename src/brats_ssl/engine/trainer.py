@@ -246,7 +246,8 @@ class Trainer:
                     row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], **means}
                     atomic.append_line(self.metrics_path, json.dumps(row))
                 running.clear()
-            validate = self.validator is not None and (self.step % self.config.val_every == 0 or self.step == self.steps)
+            due = self.step % self.config.val_every == 0 or self.step == self.steps
+            validate = self.validator is not None and due
             if validate:
                 self._validate()
             if validate or self.step % self.checkpoint_every == 0 or self.step == self.steps:
@@ -254,12 +255,14 @@ class Trainer:
             if task is not None:
                 self.progress.update(task, completed=self.step,
                                      info=f"loss {logs['loss']:.3f} | val {self._val_text()}")
-        result = {"steps": self.step, "best_score": self.best_score, "best_step": self.best_step,
-                  "last_val": self.last_val, "seconds": self._seconds()}
+        result = TrainResult(steps=self.step, best_score=self.best_score, best_step=self.best_step,
+                             last_val=self.last_val, seconds=self._seconds(), out_dir=self.out_dir)
         if main:
-            atomic.write_json(done, result)
+            atomic.write_json(done, {"steps": result.steps, "best_score": result.best_score,
+                                     "best_step": result.best_step, "last_val": result.last_val,
+                                     "seconds": result.seconds})
         distributed.barrier()  # the checkpoints are on disk before any rank reads them
-        return TrainResult(**result, out_dir=self.out_dir)
+        return result
 
     def _train_step(self, train_model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One optimizer step; ``train_model`` is the model or its DistributedDataParallel wrapper."""
@@ -287,6 +290,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
 
     def _validate(self) -> None:
+        assert self.validator is not None and self.score is not None  # fit() validates only with a validator
         self.model.eval()
         with torch.no_grad():
             metrics = self.validator(self.model)

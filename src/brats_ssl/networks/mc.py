@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeGuard
+
+import torch
 from torch import nn
 
 
@@ -20,7 +23,20 @@ def enable_mc_dropout(model: nn.Module, enabled: bool = True) -> int:
     return active
 
 
-def supports_split_mc(model: nn.Module) -> bool:
+class SplitMCNetwork(nn.Module):
+    """What :func:`supports_split_mc` checks for, for the type checker: networks offer these methods
+    and ``split_mc = True`` without inheriting from this class."""
+
+    split_mc = True
+
+    def encode(self, x: torch.Tensor) -> Any:  # an encoder state with .tile(times)
+        raise NotImplementedError
+
+    def decode(self, state: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def supports_split_mc(model: nn.Module) -> TypeGuard[SplitMCNetwork]:
     """Whether ``model`` offers ``encode(x)`` (deterministic) and ``decode(state)`` (all the dropout).
 
     Such a model can encode a window once and decode it T times. Other models need T full passes,

@@ -11,7 +11,7 @@ import importlib.util
 from collections.abc import Callable, Sequence
 
 import torch
-from monai.networks.nets import UNet, SegResNet, SwinUNETR
+from monai.networks.nets import SegResNet, SwinUNETR, UNet
 from torch import nn
 
 from brats_ssl.config import ModelConfig

@@ -49,7 +49,8 @@ def crop_spatial(x: torch.Tensor, padding: Sequence[tuple[int, int]]) -> torch.T
     if not any(before or after for before, after in padding):
         return x
     slices = [slice(before, x.shape[2 + axis] - after) for axis, (before, after) in enumerate(padding)]
-    return x[(slice(None), slice(None), *slices)]
+    index = (slice(None), slice(None), *slices)
+    return x[index]
 
 
 def check_input(x: torch.Tensor, *, spatial_dims: int, in_channels: int) -> None:

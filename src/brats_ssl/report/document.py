@@ -14,6 +14,7 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -36,7 +37,7 @@ class Link:
 @dataclass
 class Table:
     headers: list[str]
-    rows: list[list[str | Link]]
+    rows: Sequence[Sequence[str | Link]]
     caption: str = ""
 
 

@@ -15,18 +15,19 @@ from matplotlib.figure import Figure
 
 from brats_ssl.report.document import save_figure
 from brats_ssl.report.formatting import as_float, mean_std
-from brats_ssl.report.run_summary import BRATS_REGIONS, mean_region_dice
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_LISTED, mean_region_dice
 from brats_ssl.report.stages import stage_phases
 from brats_ssl.run_folder import RunFolder
-from brats_ssl.viz import DPI
 from brats_ssl.ssl.registry import method_colour, staged_methods
+from brats_ssl.viz import DPI
 
 FRACTION_STYLES = ("-", "--", ":", "-.")
 
 
 def _row_mean_dice(row: dict) -> float | None:
     values = [as_float(row.get(f"{r}_dice")) for r in BRATS_REGIONS]
-    return statistics.fmean(values) if all(v is not None for v in values) else None
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if len(present) == len(values) else None
 
 
 def _zoom_to(ax, values: list[float]) -> None:
@@ -68,7 +69,7 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
         ax.set_xticks([f * 100 for f in fractions],
                       [f"{f:.0%}\n({n_labeled[f]} cases)" for f in fractions], fontsize=8)
         ax.minorticks_off()
-        ax.set_title("mean of WT, TC, ET" if panel == "mean" else panel)
+        ax.set_title(f"mean of {REGIONS_LISTED}" if panel == "mean" else panel)
         ax.set_xlabel("labeled fraction of the training pool")
         _zoom_to(ax, drawn)
         ax.grid(alpha=0.3)
@@ -100,9 +101,10 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
         runs = curves[(method, fraction)]
         per_phase = [[c[k] for c in runs if k < len(c) and c[k] is not None] for k in range(n_phases)]
         stats = [mean_std(v) for v in per_phase]
-        xs = [k for k, (m, _, _) in enumerate(stats) if m is not None]
-        means = [stats[k][0] for k in xs]
-        stds = [stats[k][1] or 0.0 for k in xs]
+        points = [(k, m, s or 0.0) for k, (m, s, _) in enumerate(stats) if m is not None]
+        xs = [k for k, _, _ in points]
+        means = [m for _, m, _ in points]
+        stds = [s for _, _, s in points]
         drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
         colour = method_colour(method, "black")
         style = FRACTION_STYLES[fractions.index(fraction) % len(FRACTION_STYLES)]
@@ -113,7 +115,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
     ax.set_xticks(range(n_phases), ["teacher"] + [f"stage {k}" for k in range(1, n_phases)])
     _zoom_to(ax, drawn)
     ax.set_xlabel("training phase")
-    ax.set_ylabel("validation Dice (mean of WT, TC, ET)")
+    ax.set_ylabel(f"validation Dice (mean of {REGIONS_LISTED})")
     ax.set_title("Validation Dice after each phase, per method and labeled fraction")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)

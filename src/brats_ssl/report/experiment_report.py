@@ -20,14 +20,24 @@ from brats_ssl.experiment_folder import ExperimentFolder, reused_seconds
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, collect_case_rows, comparison_rows, method_means
 from brats_ssl.metrics import EVALUATED
 from brats_ssl.report.document import (
-    FIGURE_PREFIX, REPORT_HTML, REPORT_MD, Document, Link, Picture, Section, Table, write_document,
+    FIGURE_PREFIX,
+    REPORT_HTML,
+    REPORT_MD,
+    Document,
+    Link,
+    Picture,
+    Section,
+    Table,
+    write_document,
 )
 from brats_ssl.report.experiment_figures import efficiency_figure, experiment_stage_figure, stage_curve
 from brats_ssl.report.formatting import as_float, format_duration, format_interval, format_number, log, region_label
 from brats_ssl.report.run_report import write_run_report
-from brats_ssl.report.run_summary import BRATS_REGIONS
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import staged_methods
+
+HD95_REGION = "WT"  # the post-processing table shows one HD95: the whole tumour's
 
 Groups = dict[tuple[str, float], list[dict]]  # (method, fraction) → results.csv rows
 
@@ -118,7 +128,7 @@ def _results_section(groups: Groups, case_rows: list[dict]) -> Section:
                              "; ".join(dict.fromkeys(r["note"] for r in members if r.get("note")))])
     return Section("Results", [Table(
         ["method", "labeled (cases)", "seeds × folds", "val cases"] + [f"Dice {region_label(k)}" for k in EVALUATED]
-        + [f"HD95 {k} (mm)" for k in BRATS_REGIONS] + ["mean Dice WT/TC/ET", "note"], table_rows,
+        + [f"HD95 {k} (mm)" for k in BRATS_REGIONS] + [f"mean Dice {REGIONS_SLASHED}", "note"], table_rows,
         caption="Final model of each run (after its post-processing) on the val cases: mean over cases, each case "
                 "averaged over the seeds that validated it, with the 95 % bootstrap interval of the mean "
                 "[low, high] (10,000 resamples of the cases). With cross-validation every case is validated once "
@@ -143,7 +153,8 @@ def _comparisons_section(comparisons: list[dict]) -> Section:
                   + [cell(cells.get(m)) for m in metrics]
                   for (method, reference, fraction), cells in by_pair.items()]
     return Section("Paired comparisons", [Table(
-        ["method", "reference", "labeled", "cases"] + ["mean WT/TC/ET" if m == "mean" else m for m in metrics],
+        ["method", "reference", "labeled", "cases"]
+        + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
         table_rows,
         caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per case): mean "
                 "[95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the interval "
@@ -157,8 +168,8 @@ def _before_after(before: tuple | None, after: tuple | None, digits: int) -> str
 def _postprocessing_section(groups: Groups, case_rows: list[dict], run_dirs: dict[str, Path]) -> Section | None:
     before = {k: method_means(case_rows, k, prefix="raw_") for k in BRATS_REGIONS}
     after = {k: method_means(case_rows, k) for k in BRATS_REGIONS}
-    hd_before = method_means(case_rows, "WT", prefix="raw_hd95_")
-    hd_after = method_means(case_rows, "WT", prefix="hd95_")
+    hd_before = method_means(case_rows, HD95_REGION, prefix="raw_hd95_")
+    hd_after = method_means(case_rows, HD95_REGION, prefix="hd95_")
     table_rows = []
     for (method, fraction), members in groups.items():
         rules = [json.loads(p.read_text()).get("describe", "?") for r in members
@@ -175,7 +186,7 @@ def _postprocessing_section(groups: Groups, case_rows: list[dict], run_dirs: dic
     return Section("Post-processing", [Table(
         ["method", "labeled", "rule chosen on the selection cases (runs)"] + [f"Dice {k} before → after"
                                                                              for k in BRATS_REGIONS]
-        + ["HD95 WT (mm) before → after"], table_rows,
+        + [f"HD95 {HD95_REGION} (mm) before → after"], table_rows,
         caption="Each run chooses its rule on its own selection cases (postprocessing.json); val Dice before and "
                 "after it, mean over cases.")])
 
@@ -213,7 +224,7 @@ def _runs_section(folder: Path, groups: Groups, run_dirs: dict[str, Path],
                         + [format_number(row.get(f"{k}_dice"), 4) for k in BRATS_REGIONS]
                         + [format_duration(as_float(row.get("seconds")) or 0.0), row.get("note") or "", link])
     return Section("Runs", [Table(
-        ["method", "fraction", "seed", "labeled / unlabeled", "Dice WT", "Dice TC", "Dice ET", "time", "note",
+        ["method", "fraction", "seed", "labeled / unlabeled", *(f"Dice {k}" for k in BRATS_REGIONS), "time", "note",
          "report"], run_rows)])
 
 

@@ -28,10 +28,17 @@ from brats_ssl.paths import safe_name
 from brats_ssl.predict import load_run_model
 from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section
 from brats_ssl.report.formatting import as_float, format_number, log
-from brats_ssl.report.run_summary import BRATS_REGIONS, final_phase, has_metrics, recorded_split
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED, final_phase, has_metrics, recorded_split
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.viz import (
-    VIEW_AXIS, VIEWS, Cell, brain_box, display_slice, intensity_window, overlay_panel, to_display_orientation,
+    VIEW_AXIS,
+    VIEWS,
+    Cell,
+    brain_box,
+    display_slice,
+    intensity_window,
+    overlay_panel,
+    to_display_orientation,
     tumour_slice,
 )
 
@@ -150,7 +157,7 @@ def overlay_section(run: RunFolder, console) -> Section | None:
         entropy = np.where(brain, predictive_entropy(model, config, case, cache=cache, device=device), 0.0)
         columns.append(("uncertainty (entropy)", None, entropy))
         dice = "/".join(format_number(scores.get(case_id, {}).get(r, {}).get("dice"), 2) for r in BRATS_REGIONS)
-        caption = f"{case_id}{f' ({why})' if why else ''}: final WT/TC/ET Dice {dice}"
+        caption = f"{case_id}{f' ({why})' if why else ''}: final {REGIONS_SLASHED} Dice {dice}"
         if final != "teacher" and case_id in teacher_scores:
             caption += ", teacher " + "/".join(format_number(teacher_scores[case_id].get(r, {}).get("dice"), 2)
                                                for r in BRATS_REGIONS)

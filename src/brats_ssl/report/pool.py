@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from brats_ssl.data.conventions import CLASS_NAMES
+from brats_ssl.data.conventions import CLASS_NAMES, TUMOUR_CLASS_NAMES
 from brats_ssl.report.document import FIGURE_PREFIX, Link, Picture, Section, Table, save_figure
 from brats_ssl.review import case_url
 from brats_ssl.run_folder import RunFolder
@@ -38,13 +38,13 @@ def _ranking(round_dir: Path) -> list[dict]:
 
 def tumour_confidences(round_dir: Path) -> dict[str, np.ndarray]:
     """Voxel confidences of every pseudo-label in a round, per predicted tumour class (NCR, ED, ET)."""
-    values: dict[str, list[np.ndarray]] = {name: [] for name in CLASS_NAMES[1:]}
+    values: dict[str, list[np.ndarray]] = {name: [] for name in TUMOUR_CLASS_NAMES}
     for folder in sorted(p for p in round_dir.iterdir() if p.is_dir()):
         if not PseudoLabel.exists(folder):
             continue
         pseudo = PseudoLabel.load(folder)
         label, confidence = np.asarray(pseudo.label), pseudo.confidence_float
-        for c, name in enumerate(CLASS_NAMES[1:], start=1):
+        for c, name in enumerate(TUMOUR_CLASS_NAMES, start=1):
             values[name].append(confidence[label == c])
     return {name: np.concatenate(v) if v else np.zeros(0, np.float32) for name, v in values.items()}
 
@@ -59,8 +59,8 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
     """Left: image-level confidence scores, coloured by curriculum stage; right: voxel confidences
     inside the predicted tumour per class, with the stages' thresholds."""
     figure = Figure(figsize=(12.5, 4.2), dpi=DPI, layout="constrained")
-    ax_scores, ax_voxels = figure.subplots(1, 2, width_ratios=(1, 1.25)) if ranking else (None, figure.add_subplot())
     if ranking:
+        ax_scores, ax_voxels = figure.subplots(1, 2, width_ratios=(1, 1.25))
         scores = np.array([float(r["score"]) for r in ranking])
         stages = sorted({int(r["stage"]) for r in ranking})
         edges = np.histogram_bin_edges(scores, bins=min(20, max(6, len(scores))))
@@ -74,7 +74,9 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
         ax_scores.legend(fontsize=8, title="enters at", title_fontsize=8)
         ax_scores.yaxis.get_major_locator().set_params(integer=True)
         ax_scores.grid(alpha=0.3)
-    bins = np.linspace(0, 1, 41)
+    else:
+        ax_voxels = figure.add_subplot()
+    bins = np.linspace(0, 1, 41).tolist()
     total = 0
     for name, values in confidences.items():
         if values.size:
@@ -98,10 +100,11 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
 
 
 def _ranking_table(ranking: list[dict], *, agreement: bool, caption: str) -> Table:
-    headers = ["rank", "case"] + (["agreement"] if agreement else []) + ["score", "NCR (ml)", "ED (ml)",
-                                                                         "ET (ml)", "stage"]
+    volumes = [f"{k}_ml" for k in TUMOUR_CLASS_NAMES]  # the ranking CSV's columns (ssl/labelling.py)
+    headers = (["rank", "case"] + (["agreement"] if agreement else []) + ["score"]
+               + [f"{k} (ml)" for k in TUMOUR_CLASS_NAMES] + ["stage"])
     rows = [[r["rank"], case_link(r["case"])] + ([r.get("agreement") or "-"] if agreement else [])
-            + [r["score"], r["NCR_ml"], r["ED_ml"], r["ET_ml"], r["stage"]] for r in ranking]
+            + [r["score"]] + [r[v] for v in volumes] + [r["stage"]] for r in ranking]
     return Table(headers, rows, caption=caption)
 
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from brats_ssl.metrics import EVALUATED, HD95_MAX
+from brats_ssl.records import MetricSummary
 from brats_ssl.report.document import Document, Link, Picture, Section, Table, write_document
 from brats_ssl.report.formatting import format_number, region_label
 from brats_ssl.report.overlays import overlay_section
 from brats_ssl.report.pool import case_link, pool_section
-from brats_ssl.report.run_summary import final_phase, has_metrics, mean_region_dice, metric_of, recorded_split
+from brats_ssl.report.run_summary import (
+    REGIONS_SLASHED,
+    final_phase,
+    has_metrics,
+    mean_region_dice,
+    metric_of,
+    recorded_split,
+)
 from brats_ssl.report.stages import stages_section
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import get_method
@@ -49,11 +57,11 @@ def _header_section(run: RunFolder) -> Section:
     return Section("Run", [Table(["setting", "value"], rows)])
 
 
-def _result_models(run: RunFolder) -> dict[str, dict]:
+def _result_models(run: RunFolder) -> dict[str, MetricSummary]:
     """Summaries to compare, by column name: teacher, final model, last student if different."""
     summary = run.summary or {}
     final = final_phase(run)
-    models: dict[str, dict] = {}
+    models: dict[str, MetricSummary] = {}
     teacher = summary.get("teacher")
     if final == "teacher":
         models["teacher (final model)"] = summary
@@ -87,7 +95,7 @@ def _results_section(run: RunFolder) -> Section:
                                       for cell in (format_number(metric_of(s, region, "dice"), 4),
                                                    format_number(metric_of(s, region, "hd95"), 2))]
             for region in EVALUATED]
-    score_row = ["mean Dice WT/TC/ET"] + [c for s in models.values()
+    score_row = [f"mean Dice {REGIONS_SLASHED}"] + [c for s in models.values()
                                           for c in (format_number(mean_region_dice(s), 4), "")]
     blocks: list = [Table(headers, rows + [score_row], caption=(
         f"Mean over {summary.get('n_cases')} validation case(s), scored in the original geometry. HD95 "
@@ -96,17 +104,17 @@ def _results_section(run: RunFolder) -> Section:
     cases = [e["case"] for e in summary.get("per_case", [])]
     if cases:
         several = len(models) > 1
-        rows = []
+        case_rows = []
         for case in cases:
             for name, entries in per_case_models.items():
                 entry = entries.get(case)
                 if entry is None:
                     continue
                 cells = [format_number(entry.get(r, {}).get("dice"), 4) for r in EVALUATED]
-                rows.append([_review_link(run, case)] + ([name] if several else []) + cells)
+                case_rows.append([_review_link(run, case), *([name] if several else []), *cells])
         blocks.append("Per-case Dice on the validation cases:")
         blocks.append(Table(["case"] + (["model"] if several else []) + [region_label(r) for r in EVALUATED],
-                            rows))
+                            case_rows))
     return Section("Results on the validation cases", blocks)
 
 

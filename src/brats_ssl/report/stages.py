@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from brats_ssl.data.conventions import CLASS_NAMES
-from brats_ssl.viz import REGION_COLOURS
+from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section, Table, save_figure
 from brats_ssl.report.formatting import as_float, format_number
-from brats_ssl.report.run_summary import BRATS_REGIONS, final_phase, metric_of
+from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED, final_phase, metric_of
 from brats_ssl.run_folder import RunFolder
-from brats_ssl.viz import DPI
+from brats_ssl.viz import DPI, REGION_COLOURS
 
 
 def stage_phases(stages: list[dict]) -> list[str]:
@@ -36,12 +35,13 @@ def stages_figure(run: RunFolder, out_png: Path) -> Path:
         values = [metric_of(run.phase_summary(p), region, "dice") for p in phases]
         ax.plot(x, [np.nan if v is None else v for v in values], marker="o", color=REGION_COLOURS[region],
                 lw=1.6, label=region)
-    score = [stages[0].get("teacher_val")] + [s.get("student_val") for s in stages]
-    ax.plot(x, [np.nan if as_float(v) is None else v for v in score], color="black", ls="--", marker="s", ms=4,
-            lw=1.2, label="mean of WT/TC/ET")
+    score = [as_float(v) for v in [stages[0].get("teacher_val")] + [s.get("student_val") for s in stages]]
+    score_line = [np.nan if v is None else v for v in score]
+    ax.plot(x, score_line, color="black", ls="--", marker="s", ms=4,
+            lw=1.2, label=f"mean of {REGIONS_SLASHED}")
     promoted = [i + 1 for i, s in enumerate(stages) if s.get("promoted")]
     if promoted:
-        ax.scatter(x[promoted], [score[i] for i in promoted], marker="*", s=260, color="gold", edgecolor="black",
+        ax.scatter(x[promoted], [score_line[i] for i in promoted], marker="*", s=260, color="gold", edgecolor="black",
                    zorder=5, label="promoted to teacher")
     final = final_phase(run)
     if final in phases:
@@ -68,7 +68,7 @@ def _confident_share(stats: dict | None) -> str:
     if not stats:
         return "-"
     confident = total = 0.0
-    for name in CLASS_NAMES[1:]:
+    for name in TUMOUR_CLASS_NAMES:
         voxels = stats.get("class_voxels", {}).get(name) or 0
         share = stats.get("confident_share", {}).get(name) or 0.0
         confident, total = confident + share * voxels, total + voxels

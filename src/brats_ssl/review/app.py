@@ -51,8 +51,8 @@ def create_app(run: str | Path, data: str | Path | None = None) -> Starlette:
     def case(request: Request) -> Response:
         case_id = known_case(request)
         if case_id is None:
-            return HTMLResponse(f"<p>No case {request.path_params['case_id']!r} in this run. <a href='/'>All cases</a></p>",
-                                status_code=404)
+            return HTMLResponse(f"<p>No case {request.path_params['case_id']!r} in this run. "
+                                "<a href='/'>All cases</a></p>", status_code=404)
         prefix = f"/case/{quote(case_id, safe='')}/volume/"
         volumes = resolve_layers(store.layers(case_id), lambda name: {"url": prefix + name, "name": name})
         page = case_page(catalogue, case_id, volumes, mode=mode, niivue=f"/assets/{NIIVUE_ASSET}",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from brats_ssl.data.conventions import MODALITIES, NUM_CLASSES
+from brats_ssl.data.conventions import MODALITIES, NUM_CLASSES, REGIONS, TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import safe_name
@@ -111,11 +111,11 @@ class ReviewCatalogue:
                     "stage": int(ranked["stage"]) if ranked.get("stage") else None,
                     "confidence": _number(ranked.get("score")),
                     "agreement": _number(ranked.get("agreement")),
-                    "volumes_ml": {k: _number(ranked.get(f"{k}_ml")) for k in ("NCR", "ED", "ET")},
+                    "volumes_ml": {k: _number(ranked.get(f"{k}_ml")) for k in TUMOUR_CLASS_NAMES},
                 })
             else:
                 scores = dice.get(case_id, {})
-                row["dice"] = {r: _number(scores.get(r, {}).get("dice")) for r in ("WT", "TC", "ET")} if scores else None
+                row["dice"] = {r: _number(scores.get(r, {}).get("dice")) for r in REGIONS} if scores else None
             rows.append(row)
         return rows
 
@@ -138,8 +138,9 @@ class ReviewCatalogue:
         if kind == VAL:
             phases = [p for p in dict.fromkeys([self.final_phase, "teacher"]) if p]
             found = [(p, self.run.path / p / "val_predictions" / f"{safe_name(case_id)}.nii.gz") for p in phases]
-            return [Source(f"prediction_{p}", f"prediction of the {'teacher' if p == 'teacher' else f'final model ({p})'}",
-                           path, with_uncertainty=False) for p, path in found if path.is_file()]
+            model = {p: "teacher" if p == "teacher" else f"final model ({p})" for p in phases}
+            return [Source(f"prediction_{p}", f"prediction of the {model[p]}", path, with_uncertainty=False)
+                    for p, path in found if path.is_file()]
         return []
 
     def _pseudo_sources(self, case_id: str) -> list[Source]:

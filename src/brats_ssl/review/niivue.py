@@ -31,8 +31,9 @@ def bundle_path() -> Path:
         if not path.is_file():
             raise BadInputError(f"file {path} (BRATS_SSL_NIIVUE): does not exist")
         return path
-    found = sorted((p for p in VENDOR.glob("niivue-*.min.js") if _NAME.fullmatch(p.name)),
-                   key=lambda p: tuple(int(x) for x in _NAME.fullmatch(p.name).groups()))
+    versions = {p: tuple(int(x) for x in match.groups())
+                for p in VENDOR.glob("niivue-*.min.js") if (match := _NAME.fullmatch(p.name))}
+    found = sorted(versions, key=versions.__getitem__)
     if not found:
         raise BadInputError(
             f"folder {VENDOR}: NiiVue is not installed; run `make install` (it takes @niivue/niivue from the npm "

@@ -11,20 +11,22 @@ import html
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
+from brats_ssl.data.conventions import REGIONS, TUMOUR_CLASS_NAMES
 from brats_ssl.paths import safe_name
 from brats_ssl.review import case_url
 from brats_ssl.review.cases import POOL, VAL, ReviewCatalogue
 
 ASSETS = ("review.css", "viewer.js", "index.js")
 VIEWS = (("multiplanar + render", 3), ("axial", 0), ("coronal", 1), ("sagittal", 2), ("render", 4))
-KEYS = "keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling · g ground truth"
+KEYS = ("keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling "
+        "· g ground truth")
 
 
 def asset_text(name: str) -> str:
-    return resources.files("brats_ssl.review").joinpath("assets", name).read_text(encoding="utf-8")
+    return (resources.files("brats_ssl.review") / "assets" / name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -84,21 +86,22 @@ def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> 
     pool = [r for r in rows if r["set"] == POOL]
     others = [r for r in rows if r["set"] != POOL]
     pool_rows = [[link(r["case"]), _fmt(r["rank"]), _fmt(r["stage"]), _fmt(r["confidence"]), _fmt(r["agreement"]),
-                  *(_fmt(r["volumes_ml"][k], 1) for k in ("NCR", "ED", "ET")), _decision_cell(r["decision"])]
+                  *(_fmt(r["volumes_ml"][k], 1) for k in TUMOUR_CLASS_NAMES), _decision_cell(r["decision"])]
                  for r in pool]
-    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in ("WT", "TC", "ET"))]
+    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in REGIONS)]
                   for r in others]
     run_name = catalogue.run.path.resolve().name
     body = (
         f"<h2>Unlabeled pool ({len(pool)} cases)</h2>"
-        + _table(["case", "rank", "stage", "confidence", "agreement", "NCR (ml)", "ED (ml)", "ET (ml)", "decision"],
+        + _table(["case", "rank", "stage", "confidence", "agreement", *(f"{k} (ml)" for k in TUMOUR_CLASS_NAMES),
+                  "decision"],
                  pool_rows, "pool")
         + '<p class="caption">Ranked as the latest pseudo-label round orders the next stage: rank, the curriculum '
           "stage the rank admits the case to, the pseudo-label's image-level confidence, the teacher–student "
           "agreement (Dice, after a refinement), the predicted class volumes. A rejected case leaves the "
           "pseudo-labeled pool; an accepted one enters the next stage whatever its rank.</p>"
         + f"<h2>Labeled and validation cases ({len(others)})</h2>"
-        + _table(["case", "set", "Dice WT", "Dice TC", "Dice ET"], other_rows, "labeled")
+        + _table(["case", "set", *(f"Dice {r}" for r in REGIONS)], other_rows, "labeled")
         + f'<p class="caption">Dice of {html.escape(_scored_model(catalogue))} on the validation cases; labeled '
           "training cases are not scored.</p>"
     )
@@ -127,7 +130,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     kind = catalogue.require_case(case_id)
     previous, following = catalogue.neighbours(case_id)
     decide_url = None if mode.static or kind != POOL else f"/api/cases/{quote(case_id, safe='')}/decision"
-    config = {
+    config: dict[str, Any] = {
         "case": case_id, "set": kind, "niivue": niivue, "volumes": volumes,
         "label_colours": catalogue.label_colours(case_id), "decide_url": decide_url,
         "uncertainty_floor": round(1 - catalogue.run.config.ssl.tau_start, 4),
@@ -179,6 +182,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     header = (f'<a href="{mode.index_href}">all cases</a><h1>{html.escape(case_id)}</h1>'
               f"<span>{'unlabeled' if kind == POOL else 'validation' if kind == VAL else 'labeled'}</span>{nav}")
     body = (f'<div class="case"><div class="controls">{"".join(controls)}</div>'
-            '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div><p id="viewer-status">starting the viewer …</p></div>'
+            '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div>'
+            '<p id="viewer-status">starting the viewer …</p></div>'
             f'</div><script type="application/json" id="review-config">{_json_for_script(config)}</script>')
     return _page(f"review {case_id}", header, body, mode, mode.script("viewer.js"))

@@ -2,10 +2,11 @@
 
 One ``index.html`` with the tables and one self-contained page per case: NiiVue (gzipped; the
 browser unpacks it), the scripts and every volume the page shows are inlined as base64, so a page
-opens from disk or an attachment, offline. Decisions cannot be made there (no server to store them). To keep a page near 20 MB,
-the uncertainty maps are inlined rounded to steps of 1/255 — the precision the run stores them at
-(uint8) — which lets them compress about 3x better; the scans and labels are the files as they
-are. A page is written even when it is larger than :data:`PAGE_LIMIT`, with a warning naming it.
+opens from disk or an attachment, offline. Decisions cannot be made there (no server to store
+them). To keep a page near 20 MB, the uncertainty maps are inlined rounded to steps of 1/255 —
+the precision the run stores them at (uint8) — which lets them compress about 3x better; the
+scans and labels are the files as they are. A page is written even when it is larger than
+:data:`PAGE_LIMIT`, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import gzip
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -41,7 +43,7 @@ def _inlined(path: Path) -> str:
         return _base64(path.read_bytes())
     import nibabel as nib
 
-    image = nib.load(str(path))
+    image = cast(nib.Nifti1Image, nib.load(str(path)))  # the run's own maps, written as NIfTI-1
     rounded = (np.round(np.asarray(image.dataobj, np.float32) * 255) / 255).astype(np.float32)
     return _base64(gzip.compress(nib.Nifti1Image(rounded, image.affine, image.header).to_bytes(), 6))
 
@@ -59,7 +61,8 @@ def write_static(run: Path, out: Path, data: Path | None = None, *, console=None
         for case_id in track(progress, catalogue.case_ids, description="static pages", total=len(catalogue.case_ids)):
             files = store.build_all(case_id)
             volumes = resolve_layers(store.layers(case_id),
-                                     lambda name: {"name": name, "data": _inlined(files[name])})
+                                     # resolve_layers calls it at once, with this iteration's files
+                                     lambda name: {"name": name, "data": _inlined(files[name])})  # noqa: B023
             page = case_page(catalogue, case_id, volumes, mode=mode, niivue=niivue_module,
                              decision=review.get(case_id))
             path = atomic.write_text(inside(out, f"{safe_name(case_id)}.html"), page)

@@ -14,6 +14,7 @@ from brats_ssl.data.cache import PreprocessCache
 from brats_ssl.data.dataset import CaseRef, Dataset
 from brats_ssl.data.preprocess import Preprocessed, PreprocessParams
 from brats_ssl.data.sampling import TrainItem
+from brats_ssl.records import Split
 from brats_ssl.run.model import build_model, model_fingerprint
 
 
@@ -22,7 +23,7 @@ class RunContext:
     run_dir: Path
     config: Config
     dataset: Dataset
-    split: dict
+    split: Split
     labeled: list[CaseRef]
     unlabeled: list[CaseRef]  # seg files hidden: their labels are never read
     val: list[CaseRef]  # reported only: nothing is chosen on them when there is a selection set
@@ -68,6 +69,7 @@ class RunContext:
         items = []
         for case in self.labeled:
             pre = self.preprocessed(case)
+            assert pre.seg is not None, f"labeled case {case.case_id} has no seg"  # the split checks labeled cases
             items.append(TrainItem(case.case_id, pre.image, {"label": pre.seg}))
         return items
 

@@ -28,9 +28,9 @@ from brats_ssl.engine.trainer import LossFn, Trainer, TrainResult
 from brats_ssl.inference import InferenceOptions, predict_volume
 from brats_ssl.metrics import case_metrics, mean_region_dice, region_dice, summarize, summary_score
 from brats_ssl.paths import inside, safe_name
+from brats_ssl.records import Summary
 from brats_ssl.run.context import RunContext
 from brats_ssl.viz import REGION_COLOURS
-
 
 # What the trainer shows of the validator's Dice: every region and label in progress.png, the
 # BraTS regions (the selection score's terms) on the progress bar.
@@ -62,7 +62,7 @@ def make_validator(ctx: RunContext):
 
 
 def evaluate_cases(ctx: RunContext, model: nn.Module, cases: list, out_dir: Path, *, kind: str = "val",
-                   save_predictions: bool = True) -> dict:
+                   save_predictions: bool = True) -> Summary:
     """Metrics of ``cases`` in their original geometry (format of ``brats-ssl evaluate``) →
     ``out_dir/<summary file of kind>``; predictions in ``out_dir/<kind>_predictions/``."""
     options = InferenceOptions.from_config(ctx.config, mc_samples=1, tta=False)
@@ -83,7 +83,7 @@ def evaluate_cases(ctx: RunContext, model: nn.Module, cases: list, out_dir: Path
     return summary
 
 
-def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_predictions: bool = True) -> dict:
+def evaluate_on_val(ctx: RunContext, model: nn.Module, out_dir: Path, *, save_predictions: bool = True) -> Summary:
     return evaluate_cases(ctx, model, ctx.val, out_dir, kind="val", save_predictions=save_predictions)
 
 
@@ -102,8 +102,8 @@ class PhaseResult:
     name: str
     model: nn.Module
     train: TrainResult
-    summary: dict  # val cases, original geometry
-    choice: dict  # selection cases (the val summary itself when the split has none)
+    summary: Summary  # val cases, original geometry
+    choice: Summary  # selection cases (the val summary itself when the split has none)
 
     @property
     def score(self) -> float:
@@ -111,7 +111,7 @@ class PhaseResult:
         return summary_score(self.choice)
 
 
-def _phase_summary(ctx: RunContext, model: nn.Module, out_dir: Path, kind: str, cases: list) -> dict:
+def _phase_summary(ctx: RunContext, model: nn.Module, out_dir: Path, kind: str, cases: list) -> Summary:
     path = out_dir / SUMMARY_FILES[kind]
     if path.exists():
         return json.loads(path.read_text())

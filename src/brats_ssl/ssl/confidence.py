@@ -13,7 +13,8 @@ import numpy as np
 from scipy import ndimage
 
 
-def region_of_interest(label: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...], margin_mm: float) -> np.ndarray:
+def region_of_interest(label: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...],
+                       margin_mm: float) -> np.ndarray:
     tumour = np.asarray(label) > 0
     if not tumour.any():
         return np.asarray(brain, dtype=bool)

@@ -26,7 +26,8 @@ def box_mask(shape: tuple[int, ...], ratio: float, generator: torch.Generator) -
     return mask
 
 
-def paste(inside: dict[str, torch.Tensor], outside: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def paste(inside: dict[str, torch.Tensor], outside: dict[str, torch.Tensor],
+          mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per key, ``inside``'s values in the box and ``outside``'s elsewhere. Tensors are (C, *S) or
     (*S); the mask is (*S)."""
     mixed = {}

@@ -11,18 +11,23 @@ from pathlib import Path
 import numpy as np
 
 from brats_ssl import atomic, folder_lock
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.cache import PreprocessCache
-from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.dataset import CaseRef
+from brats_ssl.data.io import write_float_map, write_label_map
 from brats_ssl.data.preprocess import (
-    PreprocessMeta, PreprocessParams, restore_labels, restore_map, restore_probabilities,
+    PreprocessMeta,
+    PreprocessParams,
+    restore_labels,
+    restore_map,
+    restore_probabilities,
 )
 from brats_ssl.paths import inside, safe_name
 from brats_ssl.postprocess import IDENTITY, Rule, apply_rule, load_rule
 from brats_ssl.progress import make_progress, track
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.labelling import case_folder
-from brats_ssl.ssl.pseudolabels import PseudoLabel, dequantise_confidence
+from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.review_decisions import read_decisions
 
 
@@ -33,12 +38,12 @@ def export_case(case: CaseRef, meta: PreprocessMeta, pseudo: PseudoLabel, target
     geometry and label convention."""
     labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, float(np.prod(meta.spacing)) / 1000)
     write_label_map(case, labels, target / "pseudo_label.nii.gz")
-    write_float_map(case, restore_map(dequantise_confidence(pseudo.confidence), meta, fill=1.0),
+    write_float_map(case, restore_map(confidence_codec.decode(pseudo.confidence), meta, fill=1.0),
                     target / "confidence.nii.gz")
-    write_float_map(case, restore_map(np.asarray(pseudo.mutual_information, np.float32) / 255, meta),
+    write_float_map(case, restore_map(confidence_codec.decode_fraction(pseudo.mutual_information), meta),
                     target / "mutual_information.nii.gz")
     if probabilities is not None:
-        probs = restore_probabilities(np.asarray(probabilities, np.float32) / 255, meta)
+        probs = restore_probabilities(confidence_codec.decode_fraction(probabilities), meta)
         write_float_map(case, np.moveaxis(probs, 0, -1), target / "teacher_probabilities.nii.gz")
     return target
 

@@ -19,14 +19,15 @@ from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.data.batches import PSEUDO, Pool
+from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine import distributed
-from brats_ssl.run.context import RunContext
 from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
 from brats_ssl.metrics import region_dice
 from brats_ssl.paths import safe_name
 from brats_ssl.progress import track
+from brats_ssl.run.context import RunContext
 from brats_ssl.ssl.confidence import RankedCase, image_confidence, rank_cases
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 
@@ -73,7 +74,8 @@ def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_di
     return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in cases}
 
 
-def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], agreement: dict[str, float] | None = None) -> list[RankedCase]:
+def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel],
+              agreement: dict[str, float] | None = None) -> list[RankedCase]:
     s = ctx.config.ssl
     rows = []
     for case in ctx.unlabeled:
@@ -95,10 +97,10 @@ def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["rank", "case", "score", "agreement", "NCR_ml", "ED_ml", "ET_ml", "stage"])
+            writer.writerow(["rank", "case", "score", "agreement", *(f"{k}_ml" for k in TUMOUR_CLASS_NAMES), "stage"])
             for r in ranking:
                 writer.writerow([r.rank, r.case, f"{r.score:.4f}", "" if r.agreement is None else f"{r.agreement:.4f}",
-                                 *(f"{r.volumes_ml[k]:.1f}" for k in ("NCR", "ED", "ET")), r.stage])
+                                 *(f"{r.volumes_ml[k]:.1f}" for k in TUMOUR_CLASS_NAMES), r.stage])
 
     return atomic.write_with(path, write)
 

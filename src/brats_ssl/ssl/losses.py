@@ -5,7 +5,7 @@ L = L_sup(labeled) + λ(t)·[L_learn + β·L_unlearn](pseudo-labeled), with
   weighted by c (or unweighted, the ``--no-uncertainty-weighting`` ablation);
 - L_unlearn on voxels with c < τ: ``argmax`` −log(1 − p(ŷ)), ``absent`` −Σ_{ruled-out c} log(1 − p(c))
   (negative learning as in UPS), or ``none``.
-Confidences arrive quantised (uint8: 0 = no information, else 1 + round(c·254)).
+Confidences arrive encoded as uint8 (:mod:`brats_ssl.data.confidence_codec`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.batches import LABELED, PSEUDO, UNLABELED
 from brats_ssl.losses import SupervisedLoss, probabilities
 from brats_ssl.networks.mc import enable_mc_dropout, supports_split_mc
@@ -30,12 +31,6 @@ def sigmoid_rampup(step: float, length: float) -> float:
         return 1.0
     t = min(max(step / length, 0.0), 1.0)
     return float(math.exp(-5.0 * (1.0 - t) ** 2))
-
-
-def dequantise(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(confidence in [0, 1], valid mask) from quantised uint8 confidences."""
-    q = q.float()
-    return ((q - 1) / 254).clamp(0, 1), q > 0
 
 
 def class_log_probs(logits: torch.Tensor, output: str) -> torch.Tensor:
@@ -109,15 +104,17 @@ class DualLoss:
         logs: dict[str, float] = {}
         if bool(pseudo.any()):
             log_p = class_log_probs(logits[pseudo], self.output)
-            confidence, valid = dequantise(batch["confidence"][pseudo])
+            confidence, valid = confidence_codec.decode_tensor(batch["confidence"][pseudo])
             label = batch["label"][pseudo]
             learn = learn_loss(log_p, label, confidence, valid, self.tau, weighted=self.weighted)
             unlearn = unlearn_loss(log_p, label, batch["absent"][pseudo], confidence, valid, self.tau,
                                    variant=self.unlearn)
-            logs["confident"] = float(((confidence >= self.tau) & valid).float().sum() / valid.float().sum().clamp_min(1))
+            confident = ((confidence >= self.tau) & valid).float().sum()
+            logs["confident"] = float(confident / valid.float().sum().clamp_min(1))
         lam = self.weight(step)
         loss = sup + lam * (learn + self.beta * unlearn)
-        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()), **{"lambda": lam})
+        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()),
+                    **{"lambda": lam})
         return loss, logs
 
 
@@ -140,8 +137,8 @@ class EMATeacher:
         alpha = min(1 - 1 / (step + 1), self.decay)
         for ema, live in zip(self.model.parameters(), trainer.model.parameters()):
             ema.mul_(alpha).add_(live.detach(), alpha=1 - alpha)
-        for ema, live in zip(self.model.buffers(), trainer.model.buffers()):
-            ema.copy_(live)
+        for ema_buffer, live_buffer in zip(self.model.buffers(), trainer.model.buffers()):
+            ema_buffer.copy_(live_buffer)
 
     def state_dict(self) -> dict:
         return self.model.state_dict()

@@ -40,8 +40,8 @@ from brats_ssl import atomic, folder_lock
 from brats_ssl.data.conventions import MODALITIES, nnunet_convention
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.errors import BadInputError
-from brats_ssl.postprocess import IDENTITY, apply_rule, load_rule
 from brats_ssl.paths import safe_name
+from brats_ssl.postprocess import IDENTITY, apply_rule, load_rule
 
 # The internal channel order, named as nnU-Net's BraTS conversion names them.
 CHANNEL_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
@@ -163,7 +163,8 @@ def export_nnunet(run: Path, data: Path, out: Path, *, dataset_id: int, name: st
             else:
                 pseudo = PseudoLabel.load(case_folder(latest, case))
                 meta = cache.get(case).meta
-                labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, float(np.prod(meta.spacing)) / 1000)
+                voxel_ml = float(np.prod(meta.spacing)) / 1000
+                labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, voxel_ml)
             _write_case(case, labels, tmp)
         description = (f"brats-ssl run {run.resolve()}: {len(truth)} case(s) with ground truth and {len(chosen)} "
                        f"pseudo-labeled (image-level confidence >= {min_confidence:g} or accepted in review); "

@@ -10,11 +10,12 @@ rank 0 alone writes the files every rank would write alike (rankings, statistics
 from __future__ import annotations
 
 from brats_ssl import atomic
-from brats_ssl.data.batches import LABELED, Pool, batch_counts
 from brats_ssl.config import learns_from_targets
+from brats_ssl.data.batches import LABELED, Pool, batch_counts
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import load_model_weights
 from brats_ssl.engine.device import to_memory_format
+from brats_ssl.engine.trainer import LossFn
 from brats_ssl.metrics import summary_score
 from brats_ssl.progress import track
 from brats_ssl.run.context import RunContext
@@ -32,10 +33,10 @@ from brats_ssl.ssl.labelling import (
     write_ranking,
 )
 from brats_ssl.ssl.losses import DualLoss, EMATeacher
-from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.refinement import refine
 from brats_ssl.ssl.review_decisions import stage_members_after_review
+from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 from brats_ssl.ssl.teacher import TEACHER_PHASE, train_teacher
 
 
@@ -78,7 +79,7 @@ def online_teacher(ctx: RunContext, k: int) -> EMATeacher:
     return EMATeacher(model, s.ema_decay, step_offset=(k - 1) * s.stage_steps)
 
 
-def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple[object, list]:
+def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple[LossFn, list[EMATeacher]]:
     """(loss_fn, hooks) of stage k: the dual loss, or with any of the target / view / mixing
     settings on, the student loss and its online teacher. ours-control, with no pseudo-labeled
     patch, trains alike under both (the same supervised loss on the same labeled patches)."""

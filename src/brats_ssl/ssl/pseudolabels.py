@@ -2,7 +2,8 @@
 information; stored compactly per case (uint8 memmaps) and written atomically as a folder.
 
 Confidence is quantised to uint8 as ``1 + round(c·254)``: 0 is reserved for "no information"
-(voxels padded beyond the volume), so those voxels are neither learned nor unlearned.
+(voxels padded beyond the volume), so those voxels are neither learned nor unlearned
+(:mod:`brats_ssl.data.confidence_codec`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,12 @@ import numpy as np
 import torch
 
 from brats_ssl import atomic
-from brats_ssl.data.conventions import NUM_CLASSES
+from brats_ssl.data import confidence_codec
+from brats_ssl.data.conventions import CLASS_NAMES, NUM_CLASSES
 from brats_ssl.inference import VolumePrediction
 
 MAPS = ("label", "confidence", "absent", "mutual_information")
 OPTIONAL_MAPS = ("probabilities",)  # the teacher's probabilistic mask, uint8 · 255, (C, *S)
-
-
-def quantise_confidence(confidence: np.ndarray) -> np.ndarray:
-    return (1 + np.round(np.clip(confidence, 0, 1) * 254)).astype(np.uint8)
-
-
-def dequantise_confidence(q: np.ndarray) -> np.ndarray:
-    return np.clip((np.asarray(q, dtype=np.float32) - 1) / 254, 0, 1)
 
 
 def absent_bits(probabilities: torch.Tensor | np.ndarray, tau_neg: float) -> np.ndarray:
@@ -55,19 +49,17 @@ class PseudoLabel:
         probs = prediction.probabilities.numpy()
         return cls(
             label=prediction.labels.numpy().astype(np.uint8),
-            confidence=quantise_confidence(prediction.confidence.numpy()),
+            confidence=confidence_codec.encode(prediction.confidence.numpy()),
             absent=absent_bits(prediction.probabilities, tau_neg),
-            mutual_information=np.round(prediction.mutual_information.numpy().clip(0, 1) * 255).astype(np.uint8),
-            probabilities=np.round(probs.clip(0, 1) * 255).astype(np.uint8) if keep_probabilities else None,
+            mutual_information=confidence_codec.encode_fraction(prediction.mutual_information.numpy()),
+            probabilities=confidence_codec.encode_fraction(probs) if keep_probabilities else None,
         )
 
     @property
     def confidence_float(self) -> np.ndarray:
-        return dequantise_confidence(self.confidence)
+        return confidence_codec.decode(self.confidence)
 
     def class_volumes(self, voxel_ml: float) -> dict[str, float]:
-        from brats_ssl.data.conventions import CLASS_NAMES
-
         counts = np.bincount(np.asarray(self.label).ravel(), minlength=NUM_CLASSES)
         return {CLASS_NAMES[c]: float(counts[c] * voxel_ml) for c in range(1, NUM_CLASSES)}
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from brats_ssl.ssl.pseudolabels import PseudoLabel, quantise_confidence
+from brats_ssl.data import confidence_codec
+from brats_ssl.data.conventions import NUM_CLASSES
+from brats_ssl.ssl.pseudolabels import PseudoLabel
 
-TUMOUR_CLASSES = (1, 2, 3)
+TUMOUR_CLASSES = tuple(range(1, NUM_CLASSES))
 
 
 def agreement_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,13 +43,13 @@ def refine(teacher: PseudoLabel, student: PseudoLabel, *, tau_agree: float,
     agreeing = lt == ls
     student_wins = qs > qt
     best_q = np.maximum(qt, qs)
-    # Quantised values 1..255 average to 1..255: "no information" (0) stays apart below.
+    # Encoded values 1..255 average to 1..255: "no information" (0) stays apart below.
     agreed_q = best_q if agree == "max" else ((qt.astype(np.uint16) + qs) // 2).astype(np.uint8)
-    confident_switch = ~agreeing & (best_q >= quantise_confidence(np.float32(tau_agree)))
+    confident_switch = ~agreeing & (best_q >= confidence_codec.encode(np.float32(tau_agree)))
     label = np.where(~agreeing & student_wins & confident_switch, ls, lt).astype(np.uint8)
-    confidence = np.where(agreeing, agreed_q, np.where(confident_switch, best_q, np.minimum(best_q, 1)))
-    confidence = confidence.astype(np.uint8)
-    confidence[qt == 0] = 0  # beyond the volume stays "no information"
+    unlearn_q = np.minimum(best_q, confidence_codec.LEAST_CONFIDENT)
+    confidence = np.where(agreeing, agreed_q, np.where(confident_switch, best_q, unlearn_q)).astype(np.uint8)
+    confidence[qt == confidence_codec.NO_INFORMATION] = confidence_codec.NO_INFORMATION  # beyond the volume
     refined = PseudoLabel(
         label=label,
         confidence=confidence,

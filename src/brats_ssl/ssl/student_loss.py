@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.batches import LABELED, PSEUDO
 from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.data.strong_views import strong_view
@@ -35,7 +36,7 @@ from brats_ssl.engine.trainer import step_seed
 from brats_ssl.losses import SupervisedLoss
 from brats_ssl.ssl import copy_paste
 from brats_ssl.ssl.hierarchical import hierarchical_loss, offline_probabilities
-from brats_ssl.ssl.losses import EMATeacher, dequantise, learn_loss, sigmoid_rampup, unlearn_loss
+from brats_ssl.ssl.losses import EMATeacher, learn_loss, sigmoid_rampup, unlearn_loss
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class StudentLoss:
                 absent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(soft targets (B, C, *S), ruled-out class bits (B, *S)) of pseudo-labeled patches."""
         target = offline_probabilities(label, confidence, NUM_CLASSES)
-        if self.s.online_weight > 0:
+        if self.teacher is not None and self.s.online_weight > 0:
             self.teacher.model.eval()
             online = torch.softmax(self.teacher.model(weak).float(), 1)
             target = (1 - self.s.online_weight) * target + self.s.online_weight * online
@@ -87,7 +88,7 @@ class StudentLoss:
         kind = batch["kind"]
         labeled, pseudo = kind == LABELED, kind == PSEUDO
         image, label = batch["image"], batch["label"]
-        confidence, valid = dequantise(batch["confidence"])
+        confidence, valid = confidence_codec.decode_tensor(batch["confidence"])
         inputs, hard = image.clone(), label.clone()
         target = F.one_hot(label, NUM_CLASSES).movedim(-1, 1).float()
         origin = labeled.view(-1, *([1] * (label.dim() - 1))).expand_as(label).clone()  # True: ground truth

@@ -71,8 +71,9 @@ def build_suggestions(run: Path, data: Path | None = None) -> list[Suggestion]:
             uncertain_ml=float(uncertain.sum() * voxel_ml),
         ))
     signals = [_ranks([-s.confidence for s in suggestions]), _ranks([s.uncertain_ml for s in suggestions])]
-    if all(s.disagreement is not None for s in suggestions):
-        signals.append(_ranks([s.disagreement for s in suggestions]))
+    disagreements = [s.disagreement for s in suggestions if s.disagreement is not None]
+    if len(disagreements) == len(suggestions):
+        signals.append(_ranks(disagreements))
     mean_rank = np.mean(signals, axis=0)
     for s, r in zip(suggestions, mean_rank):
         s.priority = float(r)
@@ -89,7 +90,8 @@ def write_suggestions_csv(suggestions: list[Suggestion], out: Path) -> Path:
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml", "reason"])
+            writer.writerow(["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml",
+                             "reason"])
             for i, s in enumerate(suggestions, 1):
                 writer.writerow([i, s.case, f"{s.priority:.2f}", f"{s.confidence:.4f}",
                                  "" if s.disagreement is None else f"{s.disagreement:.4f}",
