@@ -355,9 +355,7 @@ def validate(config: Config) -> None:
         (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
         (0 < config.ssl.copy_paste_ratio < 1, "ssl.copy_paste_ratio: in (0, 1)"),
         (0 < config.ssl.tau_subclass <= 1, "ssl.tau_subclass: in (0, 1]"),
-        (config.train.loss == "dice_ce" or not learns_from_targets(config.ssl),
-         "ssl.online_weight / strong_views / copy_paste / hierarchical: need train.loss dice_ce (set them to "
-         "0 / false for the region loss)"),
+
         (config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
          "ssl.pseudo_fraction: in [0, 1), or null"),
     ]

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from brats_ssl import atomic, folder_lock
 from brats_ssl.data.conventions import REGIONS
-from brats_ssl.data.dataset import open_dataset
+from brats_ssl.data.dataset import add_unlabeled, open_dataset
 from brats_ssl.data.folds import fold_splits
 from brats_ssl.data.split import load_split, save_split
 from brats_ssl.errors import BadInputError
@@ -96,7 +96,8 @@ def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int
 @folder_lock.locks("out")
 def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
                    val: float, preset: str, steps: int | None, overrides: list[str], folds: int = 1,
-                   selection: int = 2, references: list[str] | None = None, console=None) -> Path:
+                   selection: int = 2, references: list[str] | None = None, unlabeled: list[Path] | None = None,
+                   console=None) -> Path:
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.ssl.registry import METHODS
 
@@ -108,12 +109,13 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
     if selection < 0:
         raise BadInputError(f"--selection {selection}: must be at least 0")
     references = list(references) if references is not None else [r for r in DEFAULT_REFERENCES if r in methods]
-    dataset = open_dataset(data)
+    dataset = add_unlabeled(open_dataset(data), list(unlabeled or []))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / EXPERIMENT_JSON, {
         "data": str(Path(data).resolve()), "fractions": fractions, "methods": methods, "seeds": seeds,
         "folds": folds, "selection": selection, "references": references,
+        "unlabeled": [str(r) for r in dataset.unlabeled_roots],
         "val": val, "preset": preset, "steps": steps, "overrides": overrides,
         "torch_threads": thread_counts(out),
     })
@@ -138,7 +140,7 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                     start = time.perf_counter()
                     summary = run_training(TrainRequest(
                         data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,
-                        steps=steps, seed=seed, overrides=list(overrides),
+                        steps=steps, seed=seed, overrides=list(overrides), unlabeled=list(unlabeled or []),
                     ), console=console)
                     seconds = run_seconds(run_dir) or (time.perf_counter() - start)
                     note = "no unlabeled cases: same as supervised" if no_unlabeled else ""

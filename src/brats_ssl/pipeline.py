@@ -19,8 +19,8 @@ from typing import Any
 
 from brats_ssl import atomic, folder_lock
 from brats_ssl import config as config_lib
-from brats_ssl.data.dataset import open_dataset
-from brats_ssl.data.split import load_split, make_split, save_split
+from brats_ssl.data.dataset import Dataset, add_unlabeled, open_dataset
+from brats_ssl.data.split import load_split, make_split, recorded_unlabeled_roots, save_split, with_extra_unlabeled
 from brats_ssl.engine import distributed
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
@@ -51,6 +51,7 @@ class TrainRequest:
     uncertainty_weighting: bool = True
     audit_labels: bool = False
     device: str = "auto"
+    unlabeled: list[Path] = field(default_factory=list)  # folders of extra unlabeled scans (--unlabeled)
 
 
 def apply_explicit(config: config_lib.Config, request: TrainRequest) -> config_lib.Config:
@@ -122,21 +123,31 @@ def resolve_config(request: TrainRequest) -> config_lib.Config:
 def resolve_split(request: TrainRequest, dataset, config) -> Split:
     saved = request.run_dir / "split.json"
     if saved.exists():
-        split = load_split(saved, dataset)
-        if request.split_file is not None and load_split(request.split_file) != split:
+        split = with_extra_unlabeled(load_split(saved, dataset), dataset)
+        if request.split_file is not None and with_extra_unlabeled(load_split(request.split_file), dataset) != split:
             raise BadInputError(f"file {request.split_file}: differs from the run's own {saved}; use a new --out")
         return split
     if request.split_file is not None:
-        return load_split(request.split_file, dataset)
+        return with_extra_unlabeled(load_split(request.split_file, dataset), dataset)
     # No split given: every case with a seg is labeled (20 % held out for validation), the rest unlabeled.
     return make_split(dataset, labeled=1.0, val=0.2, seed=config.seed)
+
+
+def open_run_dataset(request: TrainRequest) -> Dataset:
+    """The dataset folder with the ``--unlabeled`` folders the request, the run's saved split and
+    the split file name."""
+    roots: list[str | Path] = list(request.unlabeled)
+    for path in (request.run_dir / "split.json", request.split_file):
+        if path is not None and Path(path).is_file():
+            roots += recorded_unlabeled_roots(path)
+    return add_unlabeled(open_dataset(request.data), roots)
 
 
 def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunContext:
     from brats_ssl.data.validate import require_valid
 
     config = resolve_config(request)
-    dataset = open_dataset(request.data)
+    dataset = open_run_dataset(request)
     split = resolve_split(request, dataset, config)
     labeled = dataset.subset(split["labeled"])
     val = dataset.subset(split["val"])

@@ -63,3 +63,4 @@ class Split(_SplitSets, total=False):
     fold: int  # cross-validation sweeps: which fold of how many
     folds: int
     sites: dict[str, str]  # case id → site, where sites are known
+    unlabeled_roots: list[str]  # folders whose scans joined as unlabeled cases (--unlabeled), absolute

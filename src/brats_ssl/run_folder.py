@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from brats_ssl import config as config_lib
-from brats_ssl.data.dataset import CaseRef, Dataset, open_dataset
+from brats_ssl.data.dataset import CaseRef, Dataset, add_unlabeled, open_dataset
 from brats_ssl.errors import BadInputError
 from brats_ssl.records import Split, Summary
 from brats_ssl.ssl.registry import get_method
@@ -29,8 +29,9 @@ class RunFolder:
         return json.loads((self.path / "split.json").read_text())
 
     def dataset(self, data: str | Path | None = None) -> Dataset:
+        """The run's dataset (``data`` when it moved), with the ``--unlabeled`` folders it recorded."""
         root = Path(data) if data is not None else Path(self.split.get("dataset", ""))
-        return open_dataset(root)
+        return add_unlabeled(open_dataset(root), list(self.split.get("unlabeled_roots", [])))
 
     def unlabeled_cases(self, dataset: Dataset) -> list[CaseRef]:
         return dataset.subset(self.split["unlabeled"], hide_labels=True)

@@ -34,6 +34,7 @@ def experiment(
     preset_name: str = typer.Option("auto", "--preset", help=options.PRESET),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting for every run (repeatable)."),
+    unlabeled: List[Path] = typer.Option([], "--unlabeled", help=options.UNLABELED),
 ) -> None:
     """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
     from brats_ssl.experiment import run_experiment
@@ -41,5 +42,5 @@ def experiment(
 
     run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val, folds=folds,
                    selection=selection, references=references, preset=preset_name, steps=steps,
-                   overrides=list(overrides), console=console)
+                   overrides=list(overrides), unlabeled=list(unlabeled), console=console)
     write_report(out, console=console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -22,12 +23,14 @@ def split(
     selection: int = typer.Option(0, "--selection", min=0, help=(
         "Labeled cases held out of training for model selection (best checkpoint, promotion, final model, "
         "post-processing). 0: those choices are made on the val cases, whose Dice is then optimistic.")),
+    unlabeled: List[Path] = typer.Option([], "--unlabeled", help=options.UNLABELED),
 ) -> None:
     """Seeded, disjoint labeled / unlabeled / val / selection split, stratified by site where sites are known."""
-    from brats_ssl.data.dataset import open_dataset
+    from brats_ssl.data.dataset import add_unlabeled, open_dataset
     from brats_ssl.data.split import make_split, save_split
 
-    result = make_split(open_dataset(data), labeled=labeled, val=val, seed=seed, min_labeled=min_labeled,
+    dataset = add_unlabeled(open_dataset(data), list(unlabeled))
+    result = make_split(dataset, labeled=labeled, val=val, seed=seed, min_labeled=min_labeled,
                         selection=selection)
     save_split(result, out)
     console.print(

@@ -33,6 +33,7 @@ def train(
     audit_labels: bool = typer.Option(False, "--audit-labels", help=(
         "Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice.")),
     device: str = typer.Option("auto", "--device", help=options.DEVICE),
+    unlabeled: List[Path] = typer.Option([], "--unlabeled", help=options.UNLABELED),
 ) -> None:
     """Train: teacher → pseudo-labels → curriculum student (or a baseline). Re-running resumes."""
     from brats_ssl.pipeline import TrainRequest, run_training
@@ -42,6 +43,7 @@ def train(
         steps=steps, seed=seed, config_file=config_file, overrides=list(overrides), unlearn=unlearn,
         curriculum=not no_curriculum, refinement=not no_refinement,
         uncertainty_weighting=not no_uncertainty_weighting, audit_labels=audit_labels, device=device,
+        unlabeled=list(unlabeled),
     )
     summary = run_training(request, console=console)
     console.print(f"summary: {out / 'summary.json'}")

@@ -85,6 +85,8 @@ class Dataset:
     cases: list[CaseRef]
     # Problems found from names alone (e.g. duplicate case ids); per-case voxel checks come later.
     problems: list[str] = field(default_factory=list)
+    # Folders whose scans joined as unlabeled cases (``--unlabeled``), each in its own layout.
+    unlabeled_roots: list[Path] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -320,3 +322,25 @@ def open_dataset(root: str | Path) -> Dataset:
     sites = _read_sites_csv(root)
     cases = [replace(c, site=sites.get(c.case_id) or infer_site(c.case_id)) for c in cases]
     return Dataset(root=root, convention=convention, cases=cases, problems=duplicate_id_problems(cases))
+
+
+def add_unlabeled(dataset: Dataset, roots: list[str | Path]) -> Dataset:
+    """``dataset`` with the scans of ``roots`` added as unlabeled cases: any layout the project
+    reads, seg files (if any) ignored, each case keeping its own convention. A site without a
+    sites.csv entry or a BraTS id is the folder's name. An id that two folders share is refused."""
+    known = {c.case_id: c for c in dataset.cases}
+    cases, added = list(dataset.cases), list(dataset.unlabeled_roots)
+    for root in roots:
+        root = Path(root).resolve()
+        if root in added or root == Path(dataset.root).resolve():
+            continue
+        extra = open_dataset(root)
+        for case in extra.cases:
+            if case.case_id in known:
+                raise BadInputError(f"case {case.case_id}: in both {known[case.case_id].reference_path.parent} and "
+                                    f"{case.reference_path.parent}; case ids must be unique across --unlabeled folders")
+            case = replace(case.without_seg(), site=case.site or root.name)
+            known[case.case_id] = case
+            cases.append(case)
+        added.append(root)
+    return replace(dataset, cases=cases, problems=list(dataset.problems), unlabeled_roots=added)

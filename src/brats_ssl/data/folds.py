@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from brats_ssl.data.dataset import Dataset
-from brats_ssl.data.split import _site_interleaved, hold_out_selection, make_split
+from brats_ssl.data.split import _site_interleaved, hold_out_selection, make_split, unlabeled_roots_entry
 from brats_ssl.errors import BadInputError
 from brats_ssl.records import Split
 
@@ -61,5 +61,6 @@ def fold_splits(dataset: Dataset, *, fold: int, folds: int, fractions: list[floa
             "val": sorted(held_out),
             "selection": selection_ids,
             "sites": {c.case_id: c.site for c in dataset.cases if c.site},
+            **unlabeled_roots_entry(dataset),
         }
     return splits

@@ -86,6 +86,7 @@ def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, m
         "unlabeled": sorted(c.case_id for c in unlabeled_cases),
         "val": sorted(c.case_id for c in val_cases),
         "selection": sorted(c.case_id for c in selection_cases),
+        **unlabeled_roots_entry(dataset),
         "sites": {c.case_id: c.site for c in dataset.cases if c.site},
     }
 
@@ -138,3 +139,34 @@ def load_split(path: str | Path, dataset: Dataset | None = None) -> Split:
             if no_seg:
                 raise BadInputError(f"file {path}: {key} case(s) without a seg file: {', '.join(no_seg[:10])}")
     return cast(Split, split)  # its keys checked above
+
+
+def unlabeled_roots_entry(dataset: Dataset) -> dict:
+    """The split.json entry naming the ``--unlabeled`` folders of ``dataset`` (none: no entry)."""
+    return {"unlabeled_roots": [str(r) for r in dataset.unlabeled_roots]} if dataset.unlabeled_roots else {}
+
+
+def recorded_unlabeled_roots(path: str | Path) -> list[str]:
+    """The ``--unlabeled`` folders a split file names, read before its cases can be checked (the
+    dataset they are checked against needs those folders)."""
+    try:
+        recorded = json.loads(Path(path).read_text(encoding="utf-8")).get("unlabeled_roots", [])
+    except (OSError, ValueError, AttributeError):
+        return []  # load_split reports what is wrong with the file
+    return [str(r) for r in recorded] if isinstance(recorded, list) else []
+
+
+def with_extra_unlabeled(split: Split, dataset: Dataset) -> Split:
+    """``split`` with the cases of ``dataset``'s ``--unlabeled`` folders that it does not name yet
+    added to its unlabeled cases (``train DATA --split s.json --unlabeled DIR`` adds a hospital's
+    scans to a split made without them)."""
+    if not dataset.unlabeled_roots:
+        return split
+    named = {c for key in SPLIT_KEYS + OPTIONAL_KEYS for c in split.get(key, [])}  # type: ignore[attr-defined]
+    roots = [Path(r) for r in dataset.unlabeled_roots]
+    extra = [c.case_id for c in dataset.cases if c.case_id not in named
+             and any(root in c.reference_path.resolve().parents for root in roots)]
+    result = dict(split)
+    result["unlabeled"] = sorted(list(split["unlabeled"]) + extra)
+    result.update(unlabeled_roots_entry(dataset))
+    return result  # type: ignore[return-value]

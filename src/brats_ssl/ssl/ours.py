@@ -94,7 +94,7 @@ def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple
         tau=tau, beta=s.beta, unlearn=s.unlearn, weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
         rampup_steps=rampup, online_weight=s.online_weight, strong_views=s.strong_views, copy_paste=s.copy_paste,
         copy_paste_ratio=s.copy_paste_ratio, hierarchical=s.hierarchical, tau_subclass=s.tau_subclass,
-        tau_neg=s.tau_neg)
+        tau_neg=s.tau_neg, output=cfg.train.loss)
     loss = StudentLoss(settings, teacher=teacher, seed=cfg.seed, step_offset=(k - 1) * s.stage_steps)
     return loss, [teacher] if teacher is not None else []
 

@@ -33,10 +33,10 @@ from brats_ssl.data.batches import LABELED, PSEUDO
 from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.data.strong_views import strong_view
 from brats_ssl.engine.trainer import step_seed
-from brats_ssl.losses import SupervisedLoss
+from brats_ssl.losses import SupervisedLoss, probabilities
 from brats_ssl.ssl import copy_paste
 from brats_ssl.ssl.hierarchical import hierarchical_loss, offline_probabilities
-from brats_ssl.ssl.losses import EMATeacher, learn_loss, sigmoid_rampup, unlearn_loss
+from brats_ssl.ssl.losses import EMATeacher, class_log_probs, learn_loss, sigmoid_rampup, unlearn_loss
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class StudentSettings:
     hierarchical: bool
     tau_subclass: float
     tau_neg: float
+    output: str = "dice_ce"  # train.loss: how logits become class probabilities
 
 
 class StudentLoss:
@@ -64,7 +65,7 @@ class StudentLoss:
         if settings.online_weight > 0 and teacher is None:
             raise ValueError("ssl.online_weight > 0 needs an online (EMA) teacher")
         self.s, self.teacher, self.seed, self.step_offset = settings, teacher, seed, step_offset
-        self.supervised = SupervisedLoss("dice_ce")
+        self.supervised = SupervisedLoss(settings.output)
 
     def weight(self, step: int) -> float:
         return self.s.lambda_max * sigmoid_rampup(step + self.step_offset, self.s.rampup_steps)
@@ -76,7 +77,7 @@ class StudentLoss:
         target = offline_probabilities(label, confidence, NUM_CLASSES)
         if self.teacher is not None and self.s.online_weight > 0:
             self.teacher.model.eval()
-            online = torch.softmax(self.teacher.model(weak).float(), 1)
+            online = probabilities(self.teacher.model(weak), self.s.output)
             target = (1 - self.s.online_weight) * target + self.s.online_weight * online
             classes_axis = torch.arange(online.shape[1], device=online.device).view(1, -1, *([1] * (online.dim() - 2)))
             online_out = ((online < self.s.tau_neg).to(torch.uint8) << classes_axis).sum(1).to(torch.uint8)
@@ -103,7 +104,7 @@ class StudentLoss:
             if self.s.copy_paste and bool(labeled.any()):
                 whole &= ~self._mix(inputs, target, hard, origin, valid, absent, labeled, pseudo, generator)
         logits = model(inputs)
-        log_p = F.log_softmax(logits.float(), 1)
+        log_p = class_log_probs(logits, self.s.output)
         # Whole labeled patches: the teacher's own supervised loss (so ours-control, with no
         # pseudo-labeled patch, trains exactly as with the dual loss); pasted labeled voxels: the
         # same Dice + CE restricted to them.
