@@ -157,7 +157,9 @@ def preset(name: str) -> Config:
             # at the same 2 M parameters (full-resolution convs dominate on CPU; bench/bench_network.py).
             model=ModelConfig(features=[8, 16, 32, 64, 128], dropout=0.1),
             # Teacher 600 steps, student 4 × 250: where the real-data curves plateau (BENCHMARKS §6, §8).
-            train=TrainConfig(steps=600, batch_size=2, patch_size=[64, 64, 64], val_every=100),
+            # Batches built in the training process: on 2 cores a loader worker competes with the two
+            # torch threads (+38 % per step against +8 % in-process, bench/bench_train_step.py).
+            train=TrainConfig(steps=600, batch_size=2, patch_size=[64, 64, 64], val_every=100, num_workers=0),
             inference=InferenceConfig(overlap=0.25, sw_batch_size=2, mc_samples=8),
             ssl=SSLConfig(stages=4, stage_steps=250),
         )
