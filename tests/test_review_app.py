@@ -186,3 +186,25 @@ def test_a_missing_or_wrong_niivue_file_is_bad_input_naming_it(review_run, tmp_p
     code, output = run_cli_output(["review", review_run, "--static", tmp_path / "out"], capsys)
     assert code == 2 and "index.js" in output and "index.min.js" in output
     assert not (tmp_path / "out").exists()
+
+
+def test_selection_cases_are_listed_with_their_dice_and_predictions(review_run, tmp_path):
+    import shutil
+
+    from brats_ssl.review.cases import SELECTION, ReviewCatalogue
+
+    run = tmp_path / "run"
+    shutil.copytree(review_run, run)
+    split = json.loads((run / "split.json").read_text())
+    chosen = split["labeled"][0]  # as if this labeled case had chosen the model
+    split["labeled"].remove(chosen)
+    split["selection"] = [chosen]
+    (run / "split.json").write_text(json.dumps(split))
+    phase = json.loads((run / "summary.json").read_text())["model"]
+    (run / phase / "selection_summary.json").write_text(json.dumps(
+        {"mean": {}, "n_cases": 1, "per_case": [{"case": chosen, "WT": {"dice": 0.5}, "TC": {"dice": 0.25},
+                                                 "ET": {"dice": 0.125}}]}))
+    catalogue = ReviewCatalogue(run)
+    assert catalogue.sets[chosen] == SELECTION
+    row = next(r for r in catalogue.rows() if r["case"] == chosen)
+    assert row["set"] == SELECTION and row["dice"] == {"WT": 0.5, "TC": 0.25, "ET": 0.125}

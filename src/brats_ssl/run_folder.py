@@ -54,6 +54,10 @@ class RunFolder:
     def phase_summary(self, phase: str) -> Summary | None:
         return self._json(phase, "summary.json")
 
+    def phase_selection_summary(self, phase: str) -> Summary | None:
+        """The phase on the selection cases (runs whose split has a selection set)."""
+        return self._json(phase, "selection_summary.json")
+
     @property
     def phases(self) -> list[str]:
         """Training phases present, in the order the run's method writes them (its registry entry:

@@ -19,7 +19,9 @@ from brats_ssl.ssl.labelling import case_folder, read_ranking
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.review_decisions import read_review
 
-POOL, LABELED, VAL = "unlabeled", "labeled", "val"
+POOL, LABELED, VAL, SELECTION = "unlabeled", "labeled", "val", "selection"
+# Where a phase keeps its predictions of the cases of each set with ground truth it is scored on.
+PREDICTIONS = {VAL: "val_predictions", SELECTION: "selection_predictions"}
 PSEUDO_MAPS = ("pseudo_label", "confidence", "mutual_information")  # the files `pseudolabel` writes
 
 
@@ -65,11 +67,11 @@ class ReviewCatalogue:
 
     @property
     def sets(self) -> dict[str, str]:
-        """case → unlabeled | val | labeled, in review order."""
+        """case → unlabeled | val | selection | labeled, in review order."""
         split, ranking = self.run.split, self._ranking()
         ranked = sorted(split["unlabeled"], key=lambda c: (int(ranking.get(c, {}).get("rank", 10**9)), c))
         return {**{c: POOL for c in ranked}, **{c: VAL for c in split["val"]},
-                **{c: LABELED for c in split["labeled"]}}
+                **{c: SELECTION for c in split.get("selection", [])}, **{c: LABELED for c in split["labeled"]}}
 
     @property
     def case_ids(self) -> list[str]:
@@ -93,8 +95,10 @@ class ReviewCatalogue:
     # --- table rows --------------------------------------------------------------------------
 
     def _val_dice(self) -> dict[str, dict]:
+        """case → Dice entry of the final model: its val cases and its selection cases."""
         summary = self.run.summary or self.run.phase_summary(self.final_phase or "teacher") or {}
-        return {entry["case"]: entry for entry in summary.get("per_case", [])}
+        selection = self.run.phase_selection_summary(self.final_phase or "teacher") or {}
+        return {entry["case"]: entry for entry in selection.get("per_case", []) + summary.get("per_case", [])}
 
     def rows(self) -> list[dict]:
         """One JSON-ready row per case (``GET /api/cases``)."""
@@ -135,9 +139,9 @@ class ReviewCatalogue:
         kind = self.require_case(case_id)
         if kind == POOL:
             return self._pseudo_sources(case_id)
-        if kind == VAL:
+        if kind in PREDICTIONS:
             phases = [p for p in dict.fromkeys([self.final_phase, "teacher"]) if p]
-            found = [(p, self.run.path / p / "val_predictions" / f"{safe_name(case_id)}.nii.gz") for p in phases]
+            found = [(p, self.run.path / p / PREDICTIONS[kind] / f"{safe_name(case_id)}.nii.gz") for p in phases]
             model = {p: "teacher" if p == "teacher" else f"final model ({p})" for p in phases}
             return [Source(f"prediction_{p}", f"prediction of the {model[p]}", path, with_uncertainty=False)
                     for p, path in found if path.is_file()]

@@ -17,7 +17,9 @@ from urllib.parse import quote, urlsplit
 from brats_ssl.data.conventions import REGIONS, TUMOUR_CLASS_NAMES
 from brats_ssl.paths import safe_name
 from brats_ssl.review import case_url
-from brats_ssl.review.cases import POOL, VAL, ReviewCatalogue
+from brats_ssl.review.cases import POOL, SELECTION, VAL, ReviewCatalogue
+
+SET_NAMES = {POOL: "unlabeled", VAL: "validation", SELECTION: "selection (chooses the model)"}
 
 ASSETS = ("review.css", "viewer.js", "index.js")
 VIEWS = (("multiplanar + render", 3), ("axial", 0), ("coronal", 1), ("sagittal", 2), ("render", 4))
@@ -180,7 +182,7 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
     nav = " ".join(f'<a href="{html.escape(mode.case_href(c))}">{label}</a>'
                    for c, label in ((previous, "← previous"), (following, "next →")) if c)
     header = (f'<a href="{mode.index_href}">all cases</a><h1>{html.escape(case_id)}</h1>'
-              f"<span>{'unlabeled' if kind == POOL else 'validation' if kind == VAL else 'labeled'}</span>{nav}")
+              f"<span>{SET_NAMES.get(kind, 'labeled')}</span>{nav}")
     body = (f'<div class="case"><div class="controls">{"".join(controls)}</div>'
             '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div>'
             '<p id="viewer-status">starting the viewer …</p></div>'
