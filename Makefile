@@ -53,6 +53,7 @@ demo: $(STAMP) $(NIIVUE)
 # pyproject.toml; `make test` runs them before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 test: $(NNUNET_STAMP) $(NIIVUE)

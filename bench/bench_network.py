@@ -32,8 +32,10 @@ def main() -> None:
     config = preset(args.preset)
     patch = config.train.patch_size
     model = build_network(config.model, patch_size=patch)
-    print(f"preset {args.preset}: {config.model.name} features {config.model.features}, "
-          f"{count_parameters(model):,} parameters, patch {patch}, batch {args.batch}, {args.threads} threads")
+    print(
+        f"preset {args.preset}: {config.model.name} features {config.model.features}, "
+        f"{count_parameters(model):,} parameters, patch {patch}, batch {args.batch}, {args.threads} threads"
+    )
 
     x = torch.randn(args.batch, 4, *patch)
     target = torch.randint(0, 4, (args.batch, *patch))
@@ -53,8 +55,11 @@ def main() -> None:
     x_cl = x.to(memory_format=torch.channels_last_3d)
     show("train step fp32 + channels_last_3d", timed(lambda: step(x_cl, False), args.repeats))
     # Without AVX512-BF16/AMX, oneDNN has no bf16 convolution and PyTorch falls back to a very slow path.
-    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"oneDNN bf16 supported: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}", flush=True)
+    print(
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"oneDNN bf16 supported: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}",
+        flush=True,
+    )
     if args.bf16_repeats:
         show("train step bf16 autocast + channels_last_3d", timed(lambda: step(x_cl, True), args.bf16_repeats, 0))
     model.to(memory_format=torch.contiguous_format)
@@ -94,8 +99,10 @@ def main() -> None:
     show(f"MC eval: encode x1 + decode(state.tile({args.samples}))", tiled)
     show("MC eval: encode x1", timed(encode_only, args.repeats))
     show("MC eval: decode x1", timed(decode_only, args.repeats))
-    print(f"ratio (encode + {args.samples} decodes) / ({args.samples} forwards): {shared[0] / full[0]:.2f}; "
-          f"tiled: {tiled[0] / full[0]:.2f}")
+    print(
+        f"ratio (encode + {args.samples} decodes) / ({args.samples} forwards): {shared[0] / full[0]:.2f}; "
+        f"tiled: {tiled[0] / full[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

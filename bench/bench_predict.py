@@ -51,20 +51,38 @@ def main() -> None:
         one.mkdir()
         (one / args.case).symlink_to(real_data() / args.case)
         slow_run = tmp / "slow_run"
-        shutil.copytree(args.run, slow_run, ignore=shutil.ignore_patterns("pseudo", "val_predictions", "*.png",
-                                                                          "student_pseudo", "checkpoint_best.pt"))
+        shutil.copytree(
+            args.run,
+            slow_run,
+            ignore=shutil.ignore_patterns("pseudo", "val_predictions", "*.png", "student_pseudo", "checkpoint_best.pt"),
+        )
         config = (slow_run / "config.yaml").read_text()
         config = re.sub(r"overlap: [\d.]+", "overlap: 0.5", config)
         config = re.sub(r"channels_last: true", "channels_last: false", config)
         (slow_run / "config.yaml").write_text(config)
         commands = {
-            "brats-ssl predict (cpu preset, default)": [str(BIN / "brats-ssl"), "predict", args.run, str(one), "-o",
-                                                        str(tmp / "fast")],
-            "brats-ssl predict (slow path: overlap 0.5)": [str(BIN / "brats-ssl"), "predict", str(slow_run),
-                                                           str(one), "-o", str(tmp / "slow")],
+            "brats-ssl predict (cpu preset, default)": [
+                str(BIN / "brats-ssl"),
+                "predict",
+                args.run,
+                str(one),
+                "-o",
+                str(tmp / "fast"),
+            ],
+            "brats-ssl predict (slow path: overlap 0.5)": [
+                str(BIN / "brats-ssl"),
+                "predict",
+                str(slow_run),
+                str(one),
+                "-o",
+                str(tmp / "slow"),
+            ],
             "plain MONAI process (UNet 4.8 M, 96^3, overlap 0.5)": [
-                sys.executable, str(ROOT / "bench" / "monai_baseline_predict.py"), str(one / args.case),
-                str(tmp / "monai.nii.gz")],
+                sys.executable,
+                str(ROOT / "bench" / "monai_baseline_predict.py"),
+                str(one / args.case),
+                str(tmp / "monai.nii.gz"),
+            ],
         }
         results = {}
         for label, command in commands.items():

@@ -47,8 +47,10 @@ def main() -> None:
     device = torch.device("cpu")
     one = InferenceOptions.from_config(config, mc_samples=1)
     many = InferenceOptions.from_config(config, mc_samples=args.samples)
-    print(f"{args.cases} real cases at {config.data.target_spacing} mm, patch {config.train.patch_size}, "
-          f"overlap {config.inference.overlap}, 2 threads; seconds per case")
+    print(
+        f"{args.cases} real cases at {config.data.target_spacing} mm, patch {config.train.patch_size}, "
+        f"overlap {config.inference.overlap}, 2 threads; seconds per case"
+    )
 
     def run(options, split=True):  # reads ``model`` when called: rebinding it below switches models
         original = mc_module.supports_split_mc
@@ -67,8 +69,11 @@ def main() -> None:
     single = timed(lambda: run(one), args.repeats)
     shared = timed(lambda: run(many), args.repeats)
     full = timed(lambda: run(many, split=False), args.repeats)
-    rows = [("1 deterministic pass", single), (f"T={args.samples} MC, shared encoder (default)", shared),
-            (f"T={args.samples} MC, {args.samples} full passes", full)]
+    rows = [
+        ("1 deterministic pass", single),
+        (f"T={args.samples} MC, shared encoder (default)", shared),
+        (f"T={args.samples} MC, {args.samples} full passes", full),
+    ]
     if not args.run:  # the cheap variant: dropout only before the 1x1 head
         config.model.mc_scope = "head"
         model = build_model(config).eval()

@@ -46,23 +46,47 @@ def worker(data: Path, n: int, out: Path) -> None:
     start = time.perf_counter()
     for case in cases:
         pre = cache.get(case.without_seg())
-        PseudoLabel.from_prediction(predict_volume(model, pre.image, options, torch.device("cpu")),
-                                    tau_neg=0.05).save(out / "pseudo" / case.case_id)
+        PseudoLabel.from_prediction(predict_volume(model, pre.image, options, torch.device("cpu")), tau_neg=0.05).save(
+            out / "pseudo" / case.case_id
+        )
     label_seconds = time.perf_counter() - start
     label_rss = peak_rss_mb()
     items = [TrainItem(c.case_id, (p := cache.get(c)).image, {"label": p.seg}) for c in cases]
-    builder = BatchBuilder([Pool(items, config.train.batch_size, LABELED)], patch_size=tuple(config.train.patch_size),
-                           foreground_fraction=0.33, augment=True, seed=0,
-                           stream="scaling")
+    builder = BatchBuilder(
+        [Pool(items, config.train.batch_size, LABELED)],
+        patch_size=tuple(config.train.patch_size),
+        foreground_fraction=0.33,
+        augment=True,
+        seed=0,
+        stream="scaling",
+    )
     steps = max(1, n // config.train.batch_size)
-    trainer = Trainer(model=build_model(config), loss_fn=supervised_loss_fn("dice_ce"),
-                      batches=lambda a, b: batch_loader(builder, a, b, 1), out_dir=out / "train", steps=steps,
-                      config=config.train, device=torch.device("cpu"), seed=0, checkpoint_every=10**9)
+    trainer = Trainer(
+        model=build_model(config),
+        loss_fn=supervised_loss_fn("dice_ce"),
+        batches=lambda a, b: batch_loader(builder, a, b, 1),
+        out_dir=out / "train",
+        steps=steps,
+        config=config.train,
+        device=torch.device("cpu"),
+        seed=0,
+        checkpoint_every=10**9,
+    )
     start = time.perf_counter()
     trainer.fit()
     epoch_seconds = time.perf_counter() - start
-    print(json.dumps({"cases": n, "pseudo_label_s": label_seconds, "pseudo_label_peak_mb": label_rss,
-                      "epoch_steps": steps, "epoch_s": epoch_seconds, "peak_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "cases": n,
+                "pseudo_label_s": label_seconds,
+                "pseudo_label_peak_mb": label_rss,
+                "epoch_steps": steps,
+                "epoch_s": epoch_seconds,
+                "peak_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -81,15 +105,23 @@ def main() -> None:
         from brats_ssl.data.synthetic import write_cohort
 
         write_cohort(data, cases=max(args.sizes), shape=tuple(args.shape), spacing=2.0, sites=4, seed=0)
-    print(f"{'cases':>6} {'pseudo-label s':>15} {'s/case':>7} {'peak MB':>8} "
-          f"{'epoch s':>8} {'s/step':>7} {'peak MB':>8}")
+    print(
+        f"{'cases':>6} {'pseudo-label s':>15} {'s/case':>7} {'peak MB':>8} {'epoch s':>8} {'s/step':>7} {'peak MB':>8}"
+    )
     for n in args.sizes:
         out = work / f"run_{n}_{data.name}"
-        result = subprocess.run([sys.executable, __file__, "--worker", str(data), str(n), str(out)],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--worker", str(data), str(n), str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"{n:>6} {r['pseudo_label_s']:>15.1f} {r['pseudo_label_s'] / n:>7.2f} {r['pseudo_label_peak_mb']:>8.0f} "
-              f"{r['epoch_s']:>8.1f} {r['epoch_s'] / r['epoch_steps']:>7.2f} {r['peak_mb']:>8.0f}", flush=True)
+        print(
+            f"{n:>6} {r['pseudo_label_s']:>15.1f} {r['pseudo_label_s'] / n:>7.2f} {r['pseudo_label_peak_mb']:>8.0f} "
+            f"{r['epoch_s']:>8.1f} {r['epoch_s'] / r['epoch_steps']:>7.2f} {r['peak_mb']:>8.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

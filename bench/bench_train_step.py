@@ -38,12 +38,28 @@ def engine_seconds_per_step(config, builder, steps: int, *, in_memory: bool, wor
     else:
         batches = lambda a, b: batch_loader(builder, a, b, workers)  # noqa: E731
     with tempfile.TemporaryDirectory() as out:
-        warm = Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"), batches=batches, out_dir=Path(out) / "w",
-                       steps=3, config=config.train, device=torch.device("cpu"), seed=0)
+        warm = Trainer(
+            model=model,
+            loss_fn=supervised_loss_fn("dice_ce"),
+            batches=batches,
+            out_dir=Path(out) / "w",
+            steps=3,
+            config=config.train,
+            device=torch.device("cpu"),
+            seed=0,
+        )
         warm.fit()  # warm-up: allocator, oneDNN primitives, worker start
-        trainer = Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"), batches=batches,
-                          out_dir=Path(out) / "t", steps=steps, config=config.train, device=torch.device("cpu"),
-                          seed=0, checkpoint_every=10**9)
+        trainer = Trainer(
+            model=model,
+            loss_fn=supervised_loss_fn("dice_ce"),
+            batches=batches,
+            out_dir=Path(out) / "t",
+            steps=steps,
+            config=config.train,
+            device=torch.device("cpu"),
+            seed=0,
+            checkpoint_every=10**9,
+        )
         start = time.perf_counter()
         trainer.fit()
         return (time.perf_counter() - start) / steps
@@ -83,33 +99,52 @@ def main() -> None:
     dataset = open_dataset(real_data())
     cache = PreprocessCache(PreprocessParams.from_config(config.data))
     items = [TrainItem(c.case_id, (p := cache.get(c)).image, {"label": p.seg}) for c in dataset.cases[:17]]
-    builder = BatchBuilder([Pool(items, config.train.batch_size, LABELED)], patch_size=tuple(config.train.patch_size),
-                           foreground_fraction=0.33, augment=True, seed=0,
-                           stream="bench")
+    builder = BatchBuilder(
+        [Pool(items, config.train.batch_size, LABELED)],
+        patch_size=tuple(config.train.patch_size),
+        foreground_fraction=0.33,
+        augment=True,
+        seed=0,
+        stream="bench",
+    )
     params = count_parameters(build_model(config))
-    print(f"cpu preset: TransASPP-UNet {params:,} parameters, batch {config.train.batch_size} x "
-          f"{config.train.patch_size}, 2 threads, {args.steps} timed steps after 3 warm-up steps")
+    print(
+        f"cpu preset: TransASPP-UNet {params:,} parameters, batch {config.train.batch_size} x "
+        f"{config.train.patch_size}, 2 threads, {args.steps} timed steps after 3 warm-up steps"
+    )
     rows = []
     config.train.precision, config.train.channels_last = "fp32", True
     loaded = engine_seconds_per_step(config, builder, args.steps, in_memory=False, workers=1)
     inline = engine_seconds_per_step(config, builder, args.steps, in_memory=False, workers=0)
     memory = engine_seconds_per_step(config, builder, args.steps, in_memory=True, workers=0)
-    rows += [("engine fp32+channels_last, cache + 1 loader worker", loaded),
-             ("engine fp32+channels_last, cache, batches built in-process", inline),
-             ("engine fp32+channels_last, batches in memory", memory)]
+    rows += [
+        ("engine fp32+channels_last, cache + 1 loader worker", loaded),
+        ("engine fp32+channels_last, cache, batches built in-process", inline),
+        ("engine fp32+channels_last, batches in memory", memory),
+    ]
     config.train.channels_last = False
-    rows.append(("engine fp32, batches in memory", engine_seconds_per_step(config, builder, args.steps,
-                                                                          in_memory=True, workers=0)))
+    rows.append(
+        (
+            "engine fp32, batches in memory",
+            engine_seconds_per_step(config, builder, args.steps, in_memory=True, workers=0),
+        )
+    )
     if args.bf16_steps:  # minutes per step without AVX512-BF16/AMX; bench_network.py shows it too
         config.train.precision, config.train.channels_last = "bf16", True
-        rows.append(("engine bf16+channels_last, batches in memory",
-                     engine_seconds_per_step(config, builder, args.bf16_steps, in_memory=True, workers=0)))
+        rows.append(
+            (
+                "engine bf16+channels_last, batches in memory",
+                engine_seconds_per_step(config, builder, args.bf16_steps, in_memory=True, workers=0),
+            )
+        )
     monai, monai_params = monai_seconds_per_step(builder, args.steps, channels_last=True)
     rows.append((f"plain MONAI UNet loop ({monai_params:,} params) fp32+cl", monai))
     for label, seconds in rows:
         print(f"{label:<60} {seconds:7.3f} s/step  ({seconds / monai:5.2f}x MONAI loop)")
-    print(f"loader overhead: {100 * (loaded - memory) / memory:+.1f} % with 1 worker, "
-          f"{100 * (inline - memory) / memory:+.1f} % in-process (target <= 5 %)")
+    print(
+        f"loader overhead: {100 * (loaded - memory) / memory:+.1f} % with 1 worker, "
+        f"{100 * (inline - memory) / memory:+.1f} % in-process (target <= 5 %)"
+    )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 

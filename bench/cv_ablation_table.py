@@ -45,8 +45,8 @@ def main() -> None:
     full = case_means(args.main, args.method)
     reference = case_means(args.main, args.reference)
     rows = [(f"{args.method} (all on)", full)] + [
-        (label, case_means(Path(folder), args.method))
-        for label, folder in (v.split("=", 1) for v in args.variant)]
+        (label, case_means(Path(folder), args.method)) for label, folder in (v.split("=", 1) for v in args.variant)
+    ]
     print(f"| variant | cases | mean WT/TC/ET [95 % CI] | − {args.method} (all on) | − {args.reference} |")
     print("| --- | --- | --- | --- | --- |")
     for label, values in rows:
@@ -55,8 +55,10 @@ def main() -> None:
             continue
         mean, low, high = mean_ci(list(values.values()))
         versus_full = "-" if values is full else cell(values, full)
-        print(f"| {label} | {len(values)} | {mean:.3f} [{low:.3f}, {high:.3f}] | {versus_full} | "
-              f"{cell(values, reference)} |")
+        print(
+            f"| {label} | {len(values)} | {mean:.3f} [{low:.3f}, {high:.3f}] | {versus_full} | "
+            f"{cell(values, reference)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def _save(array, path: Path, affine=AFFINE, dtype=None):
     nib.save(image, str(path))
 
 
-def write_dataset(root: Path, convention: str = "brats2021", n: int = 3, shape=(24, 28, 20),
-                  unlabeled: int = 0, seed: int = 0) -> Path:
+def write_dataset(
+    root: Path, convention: str = "brats2021", n: int = 3, shape=(24, 28, 20), unlabeled: int = 0, seed: int = 0
+) -> Path:
     """Write ``n`` labeled (+ ``unlabeled``) tiny cases in a convention; returns the root."""
     root.mkdir(parents=True, exist_ok=True)
     ids = []
@@ -91,16 +92,26 @@ def write_dataset(root: Path, convention: str = "brats2021", n: int = 3, shape=(
             raise ValueError(convention)
         ids.append(case)
     if convention == "msd":
-        (root / "dataset.json").write_text(json.dumps({
-            "name": "BRATS", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
-            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
-        }))
+        (root / "dataset.json").write_text(
+            json.dumps(
+                {
+                    "name": "BRATS",
+                    "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+                    "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+                }
+            )
+        )
     if convention == "nnunet":
-        (root / "dataset.json").write_text(json.dumps({
-            "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1ce", "3": "T2"},
-            "labels": {"background": 0, "whole_tumor": [1, 2, 3], "tumor_core": [2, 3], "enhancing_tumor": 3},
-            "numTraining": n, "file_ending": ".nii.gz",
-        }))
+        (root / "dataset.json").write_text(
+            json.dumps(
+                {
+                    "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1ce", "3": "T2"},
+                    "labels": {"background": 0, "whole_tumor": [1, 2, 3], "tumor_core": [2, 3], "enhancing_tumor": 3},
+                    "numTraining": n,
+                    "file_ending": ".nii.gz",
+                }
+            )
+        )
     return root
 
 
@@ -129,8 +140,10 @@ def make_untrained_run(run: Path) -> Path:
     config = config_lib.preset("tiny")
     config.method = "supervised"
     config_lib.save(config, run / "config.yaml")
-    save_checkpoint(run / "teacher" / "checkpoint_last.pt",
-                    {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)})
+    save_checkpoint(
+        run / "teacher" / "checkpoint_last.pt",
+        {"model": build_model(config).state_dict(), "fingerprint": model_fingerprint(config)},
+    )
     atomic.write_json(run / "summary.json", {"model": "teacher"})
     return run
 
@@ -146,7 +159,7 @@ def patch_header(path: Path, **fields) -> Path:
     struct = nib.Nifti1Header().structarr.dtype
     for name, value in fields.items():
         dtype, offset = struct.fields[name][:2]
-        data[offset:offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
+        data[offset : offset + dtype.itemsize] = np.asarray(value, dtype=dtype.base).tobytes()
     path.write_bytes(gzip.compress(bytes(data)))
     return path
 

@@ -18,14 +18,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
-        "--set", "inference.mc_samples=2"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--steps",
+    "3",
+    "--set",
+    "ssl.stages=2",
+    "--set",
+    "train.val_every=3",
+    "--set",
+    "inference.mc_samples=2",
+]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # The network is closed: without these Chromium waits on connections. SwiftShader gives WebGL2.
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--window-size=1300,900"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--window-size=1300,900",
+]
 
 
 def train_tiny_ours(data: Path, run: Path) -> Path:
@@ -49,12 +69,16 @@ class ReviewServer:
     def __init__(self, run: Path):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "brats_ssl", "review", str(run), "--port", "0", "--no-browser"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         first_line = self.process.stdout.readline()
         if "http://" not in first_line:
             self.stop()
             raise RuntimeError(f"review server did not start: {first_line}{self.process.stdout.read()}")
-        self.url = first_line[first_line.index("http://"):].split()[0].rstrip("/")
+        self.url = first_line[first_line.index("http://") :].split()[0].rstrip("/")
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -64,8 +88,9 @@ class ReviewServer:
             return error.code, error.read()
 
     def post(self, path: str, body: bytes) -> tuple[int, dict]:
-        request = urllib.request.Request(self.url + path, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())
@@ -86,8 +111,10 @@ def chromium_or_skip():
     in CI) when Chromium or its driver is not installed."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
-        message = (f"no Chromium for the browser tests ({', '.join(missing)} missing): "
-                   "apt-get install chromium chromium-driver")
+        message = (
+            f"no Chromium for the browser tests ({', '.join(missing)} missing): "
+            "apt-get install chromium chromium-driver"
+        )
         if os.environ.get("BRATS_SSL_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)

@@ -8,8 +8,12 @@ def _patch(seed: int) -> dict[str, np.ndarray]:
     label = np.zeros((24, 24, 24), np.uint8)
     label[6:18, 8:20, 5:15] = rng.integers(1, 4, (12, 12, 10))
     image = np.stack([label.astype(np.float32) + rng.normal(0, 0.1, label.shape).astype(np.float32)] * 4)
-    return {"image": image, "label": label, "confidence": (label * 60).astype(np.uint8),
-            "absent": (1 << label).astype(np.uint8)}
+    return {
+        "image": image,
+        "label": label,
+        "confidence": (label * 60).astype(np.uint8),
+        "absent": (1 << label).astype(np.uint8),
+    }
 
 
 def test_label_like_maps_stay_aligned_voxel_for_voxel_with_the_label():

@@ -40,14 +40,13 @@ class Scenario:
 
 # --- building blocks -------------------------------------------------------------------------
 
+
 def dataset(tmp: Path, **kwargs) -> Path:
     return write_dataset(tmp / "data", "brats2021", n=kwargs.pop("n", 3), shape=kwargs.pop("shape", SHAPE), **kwargs)
 
 
 def case_file(data: Path, suffix: str, case: str = CASE) -> Path:
     return data / case / f"{case}_{suffix}.nii.gz"
-
-
 
 
 def labels_of(case_seed: int = 1, shape=SHAPE) -> np.ndarray:
@@ -105,6 +104,7 @@ def kind(name: str):
 
 
 # Files: missing, unreadable, corrupt, truncated, not a file --------------------------------------
+
 
 @kind("missing modality")
 def _(tmp, run):
@@ -205,8 +205,9 @@ def _(tmp, run):
 def _(tmp, run):
     data = dataset(tmp)
     (data / "loop").symlink_to(data)  # every case is found twice: once through the loop
-    return train(data, tmp, words=(f"({data / 'BraTS2021_00000'} and {data / 'loop' / 'BraTS2021_00000'})",
-                                   "duplicate case id"))
+    return train(
+        data, tmp, words=(f"({data / 'BraTS2021_00000'} and {data / 'loop' / 'BraTS2021_00000'})", "duplicate case id")
+    )
 
 
 @kind("non-UTF-8 file names")
@@ -219,6 +220,7 @@ def _(tmp, run):
 
 
 # Dimensions and geometry ---------------------------------------------------------------------------
+
 
 @kind("image not 3-D (2-D)")
 def _(tmp, run):
@@ -302,6 +304,7 @@ def _(tmp, run):
 
 # Voxel values ---------------------------------------------------------------------------------------
 
+
 @kind("NaN voxels")
 def _(tmp, run):
     data = dataset(tmp)
@@ -373,13 +376,20 @@ def _(tmp, run):
 
 # Dataset level ---------------------------------------------------------------------------------------
 
+
 @kind("duplicate case ids (HGG/ and LGG/)")
 def _(tmp, run):
     data = tmp / "data"
     write_dataset(data / "HGG", n=2, shape=SHAPE)
     write_dataset(data / "LGG", n=1, shape=SHAPE, seed=5)  # BraTS2021_00000 again
-    return train(data, tmp, words=("case BraTS2021_00000: duplicate case id",
-                                   f"({data / 'HGG' / 'BraTS2021_00000'} and {data / 'LGG' / 'BraTS2021_00000'})"))
+    return train(
+        data,
+        tmp,
+        words=(
+            "case BraTS2021_00000: duplicate case id",
+            f"({data / 'HGG' / 'BraTS2021_00000'} and {data / 'LGG' / 'BraTS2021_00000'})",
+        ),
+    )
 
 
 @kind("no cases at all")
@@ -408,6 +418,7 @@ def _(tmp, run):
 
 
 # split.json and config.yaml ------------------------------------------------------------------------
+
 
 @kind("split.json naming missing cases")
 def _(tmp, run):
@@ -490,11 +501,17 @@ def _(tmp, run):
 
 @kind("--set model.spatial_dims=2 (the pipeline is 3-D only)")
 def _(tmp, run):
-    return train(dataset(tmp), tmp, "--set", "model.spatial_dims=2",
-                 words=("model.spatial_dims", "only 3 is supported", "no 2-D slice mode"))
+    return train(
+        dataset(tmp),
+        tmp,
+        "--set",
+        "model.spatial_dims=2",
+        words=("model.spatial_dims", "only 3 is supported", "no 2-D slice mode"),
+    )
 
 
 # Run folders and checkpoints (predict) ---------------------------------------------------------------
+
 
 @kind("checkpoint from another model (weights do not fit)")
 def _(tmp, run):
@@ -555,6 +572,7 @@ def _(tmp, run):
 
 # Predictions (evaluate) -----------------------------------------------------------------------------
 
+
 @kind("prediction missing for a case")
 def _(tmp, run):
     data = dataset(tmp)
@@ -592,6 +610,7 @@ def _(tmp, run):
 
 
 # --- the tests --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
@@ -639,8 +658,9 @@ def test_error_text_with_brackets_is_printed_literally(tmp_path, capsys):
     data = write_dataset(tmp_path / "[/tmp] data", n=1, shape=SHAPE)
     path = case_file(data, "t1", "BraTS2021_00000")
     path.write_bytes(b"")
-    code, output = run_cli(["train", data, "-o", tmp_path / "run", "--method", "supervised", "--preset", "tiny"],
-                           capsys)
+    code, output = run_cli(
+        ["train", data, "-o", tmp_path / "run", "--method", "supervised", "--preset", "tiny"], capsys
+    )
     assert code == 2 and str(path) in " ".join(output.split()) and "Traceback" not in output
 
 
@@ -664,8 +684,25 @@ def test_handled_kinds_train_predict_and_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     split = {"labeled": [CASE, small, "BraTS2021_00000"], "unlabeled": [], "val": ["BraTS2021_00003"]}
     (tmp_path / "split.json").write_text(json.dumps(split))
-    code, output = run_cli(["train", data, "-o", run, "--split", tmp_path / "split.json", "--method", "supervised",
-                            "--preset", "tiny", "--steps", "2", "--set", "data.target_spacing=[1,1,2]"], capsys)
+    code, output = run_cli(
+        [
+            "train",
+            data,
+            "-o",
+            run,
+            "--split",
+            tmp_path / "split.json",
+            "--method",
+            "supervised",
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--set",
+            "data.target_spacing=[1,1,2]",
+        ],
+        capsys,
+    )
     assert code == 0, output
     code, output = run_cli(["predict", run, data, "-o", tmp_path / "pred"], capsys)
     assert code == 0, output

@@ -92,14 +92,17 @@ def _nan(root: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("damage, words", [
-    (_truncate, "truncated"),
-    (_garbage, "not a gzip file"),
-    (_missing, "missing modality flair"),
-    (_four_d, "expected a 3-D image"),
-    (_label_three, "labels [3] are not part of the brats2021 convention"),
-    (_nan, "1 NaN/Inf voxels"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (_truncate, "truncated"),
+        (_garbage, "not a gzip file"),
+        (_missing, "missing modality flair"),
+        (_four_d, "expected a 3-D image"),
+        (_label_three, "labels [3] are not part of the brats2021 convention"),
+        (_nan, "1 NaN/Inf voxels"),
+    ],
+)
 def test_check_bad_case_exits_2_naming_case_and_file(data, capsys, damage, words):
     path = damage(data)
     code, output = run_check(data, capsys)
@@ -128,8 +131,9 @@ def test_check_empty_folder(tmp_path, capsys):
 
 def test_check_missing_folder_in_a_subprocess(tmp_path):
     missing = tmp_path / "does-not-exist"
-    result = subprocess.run([sys.executable, "-m", "brats_ssl", "check", str(missing)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "brats_ssl", "check", str(missing)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert f"folder {missing}: does not exist" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -137,8 +141,9 @@ def test_check_missing_folder_in_a_subprocess(tmp_path):
 
 def test_check_truncated_file_in_a_subprocess(data):
     path = _truncate(data)
-    result = subprocess.run([sys.executable, "-m", "brats_ssl", "check", str(data)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "brats_ssl", "check", str(data)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert f"case {CASE}: file {path}: truncated" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

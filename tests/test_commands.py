@@ -27,9 +27,13 @@ def _imports_rich(path: Path) -> bool:
 
 
 def test_no_library_module_imports_rich():
-    offenders = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
-                 if p.relative_to(PACKAGE).parts[0] != "commands"
-                 and str(p.relative_to(PACKAGE)) not in RICH_OUTSIDE_COMMANDS and _imports_rich(p)]
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.relative_to(PACKAGE).parts[0] != "commands"
+        and str(p.relative_to(PACKAGE)) not in RICH_OUTSIDE_COMMANDS
+        and _imports_rich(p)
+    ]
     assert offenders == []
 
 
@@ -41,13 +45,46 @@ def test_every_verb_lives_in_its_own_module(command):
 
 
 def test_expand_list_options():
-    args = ["experiment", "d", "--fractions", "0.1", "0.25", "--methods", "ours", "ua-mt", "--seeds", "0", "1",
-            "--steps", "5"]
+    args = [
+        "experiment",
+        "d",
+        "--fractions",
+        "0.1",
+        "0.25",
+        "--methods",
+        "ours",
+        "ua-mt",
+        "--seeds",
+        "0",
+        "1",
+        "--steps",
+        "5",
+    ]
     assert expand_list_options(args) == [
-        "experiment", "d", "--fractions", "0.1", "--fractions", "0.25", "--methods", "ours", "--methods", "ua-mt",
-        "--seeds", "0", "--seeds", "1", "--steps", "5"]
+        "experiment",
+        "d",
+        "--fractions",
+        "0.1",
+        "--fractions",
+        "0.25",
+        "--methods",
+        "ours",
+        "--methods",
+        "ua-mt",
+        "--seeds",
+        "0",
+        "--seeds",
+        "1",
+        "--steps",
+        "5",
+    ]
     # A word that is no method ends the list (here: the positional DATA after the options).
     words = ["experiment", "--methods", "ours", "data"]
     assert expand_list_options(words) == words
     assert expand_list_options(["experiment", "--references", "supervised", "ours"]) == [
-        "experiment", "--references", "supervised", "--references", "ours"]
+        "experiment",
+        "--references",
+        "supervised",
+        "--references",
+        "ours",
+    ]

@@ -132,9 +132,15 @@ def test_nnunet_plain_labels(tmp_path):
     assert_round_trip(case, tmp_path / "out.nii.gz")
 
 
-@pytest.mark.parametrize("convention", [BRATS2021, BRATS2023, MSD,
-                                        nnunet_convention({"background": 0, "whole tumor": [1, 2, 3],
-                                                           "tumor core": [2, 3], "enhancing": 3})])
+@pytest.mark.parametrize(
+    "convention",
+    [
+        BRATS2021,
+        BRATS2023,
+        MSD,
+        nnunet_convention({"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing": 3}),
+    ],
+)
 def test_label_mappings_are_inverse(convention):
     values = np.array(convention.valid_file_labels)
     internal = convention.to_internal(values)

@@ -24,8 +24,22 @@ import pytest
 from brats_ssl import atomic
 
 HERE = Path(__file__).resolve().parent
-TRAIN = ["--method", "ours", "--preset", "tiny", "--steps", "6", "--set", "ssl.stages=2",
-         "--set", "inference.mc_samples=2", "--set", "train.val_every=3", "--seed", "3"]
+TRAIN = [
+    "--method",
+    "ours",
+    "--preset",
+    "tiny",
+    "--steps",
+    "6",
+    "--set",
+    "ssl.stages=2",
+    "--set",
+    "inference.mc_samples=2",
+    "--set",
+    "train.val_every=3",
+    "--seed",
+    "3",
+]
 # The moments to kill at, in pipeline order: the first file each step writes (polled every 2 ms).
 KILL_MOMENTS = [
     ("teacher training (after its first validation)", "teacher/metrics.jsonl"),
@@ -37,6 +51,7 @@ KILL_MOMENTS = [
 
 
 # --- atomic writes ---------------------------------------------------------------------------
+
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "summary.json"
@@ -129,8 +144,9 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
     item = TrainItem("c0", image.astype(np.float16), {"label": labels})
     config = preset("tiny").train
     config.log_every, config.augment = 2, False
-    builder = BatchBuilder([Pool([item], 1, LABELED)], patch_size=(32, 32, 32),
-                           foreground_fraction=0.5, augment=False, seed=0, stream="t")
+    builder = BatchBuilder(
+        [Pool([item], 1, LABELED)], patch_size=(32, 32, 32), foreground_fraction=0.5, augment=False, seed=0, stream="t"
+    )
 
     def fit(out: Path, kill_at: int | None = None) -> None:
         def batches(start, stop):
@@ -140,8 +156,17 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
                 yield batch
 
         torch.manual_seed(0)
-        Trainer(model=build_model(preset("tiny")), loss_fn=supervised_loss_fn("dice_ce"), batches=batches,
-                out_dir=out, steps=6, config=config, device=torch.device("cpu"), seed=0, checkpoint_every=3).fit()
+        Trainer(
+            model=build_model(preset("tiny")),
+            loss_fn=supervised_loss_fn("dice_ce"),
+            batches=batches,
+            out_dir=out,
+            steps=6,
+            config=config,
+            device=torch.device("cpu"),
+            seed=0,
+            checkpoint_every=3,
+        ).fit()
 
     fit(tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
@@ -149,11 +174,13 @@ def test_resumed_metrics_log_equals_an_uninterrupted_one(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(tmp_path / "killed", kill_at=4)  # checkpoint at 3, row of step 4 logged
     fit(tmp_path / "killed")
-    assert atomic.read_jsonl(tmp_path / "killed" / "metrics.jsonl") == \
-        atomic.read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    assert atomic.read_jsonl(tmp_path / "killed" / "metrics.jsonl") == atomic.read_jsonl(
+        tmp_path / "whole" / "metrics.jsonl"
+    )
 
 
 # --- SIGKILL during `brats-ssl train --method ours` ----------------------------------------------
+
 
 def _drive(data: Path, base: Path, killed: Path, report: Path) -> None:
     """Driver process: an uninterrupted run beside a run killed at each moment, then resumed."""
@@ -194,12 +221,21 @@ def _drive(data: Path, base: Path, killed: Path, report: Path) -> None:
         if status is None:
             os.kill(pid, signal.SIGKILL)
             status = os.waitpid(pid, 0)[1]
-        kills.append({"moment": moment, "file": pattern, "status": exit_status(status),
-                      "seconds": round(time.perf_counter() - began, 1)})
+        kills.append(
+            {
+                "moment": moment,
+                "file": pattern,
+                "status": exit_status(status),
+                "seconds": round(time.perf_counter() - began, 1),
+            }
+        )
     final = exit_status(os.waitpid(start(killed, killed.parent / "killed.log"), 0)[1])
     base_status = exit_status(os.waitpid(baseline, 0)[1])
-    report.write_text(json.dumps({"kills": kills, "final": final, "baseline": base_status,
-                                  "seconds": round(time.perf_counter() - began, 1)}))
+    report.write_text(
+        json.dumps(
+            {"kills": kills, "final": final, "baseline": base_status, "seconds": round(time.perf_counter() - began, 1)}
+        )
+    )
 
 
 def _check_loads(path: Path) -> None:
@@ -255,7 +291,8 @@ def _same_content(a: Path, b: Path) -> bool:
         return strip(a) == strip(b)
     if name == "metrics.jsonl":
         return [json.loads(line) for line in a.read_text().splitlines()] == [
-            json.loads(line) for line in b.read_text().splitlines()]
+            json.loads(line) for line in b.read_text().splitlines()
+        ]
     if name.endswith(".png"):
         return True  # drawn from metrics.jsonl, compared above
     return a.read_bytes() == b.read_bytes()
@@ -267,11 +304,19 @@ def killed_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("crash")
     data = write_dataset(root / "data", "brats2021", n=4, unlabeled=2, shape=(24, 28, 20))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "BRATS_SSL_CACHE": str(root / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "BRATS_SSL_CACHE": str(root / "cache"),
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
     report = root / "report.json"
-    subprocess.run([sys.executable, __file__, "drive", str(data), str(root / "base"), str(root / "killed"),
-                    str(report)], env=env, check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, __file__, "drive", str(data), str(root / "base"), str(root / "killed"), str(report)],
+        env=env,
+        check=True,
+        timeout=600,
+    )
     return root, json.loads(report.read_text())
 
 

@@ -25,8 +25,20 @@ from brats_ssl.errors import BadInputError
 
 from conftest import synthetic_case, write_dataset
 
-TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
-        "--set", "train.log_every=1", "--set", "inference.mc_samples=2"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--steps",
+    "3",
+    "--set",
+    "ssl.stages=2",
+    "--set",
+    "train.val_every=3",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "inference.mc_samples=2",
+]
 
 
 def _items(n: int) -> list[TrainItem]:
@@ -34,15 +46,24 @@ def _items(n: int) -> list[TrainItem]:
     for seed in range(n):
         image, labels = synthetic_case((32, 32, 32), seed)
         image = image.astype(np.float32)
-        items.append(TrainItem(f"c{seed}", ((image - image.mean()) / image.std()).astype(np.float16),
-                               {"label": labels}))
+        items.append(
+            TrainItem(f"c{seed}", ((image - image.mean()) / image.std()).astype(np.float16), {"label": labels})
+        )
     return items
 
 
 def _builder(items, *, batch_size=4, rank=0, world=1) -> BatchBuilder:
     pools = [Pool(items[:2], batch_size // 2, LABELED), Pool(items[2:], batch_size - batch_size // 2, UNLABELED)]
-    return BatchBuilder(pools, patch_size=(32, 32, 32), foreground_fraction=0.5,
-                        augment=True, seed=0, stream="dist", rank=rank, world=world)
+    return BatchBuilder(
+        pools,
+        patch_size=(32, 32, 32),
+        foreground_fraction=0.5,
+        augment=True,
+        seed=0,
+        stream="dist",
+        rank=rank,
+        world=world,
+    )
 
 
 def test_global_batch_is_the_same_for_any_number_of_processes():
@@ -75,6 +96,7 @@ def test_global_batch_must_split_evenly_over_the_processes(monkeypatch):
 
 # --- two processes ----------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,8 +105,14 @@ def _free_port() -> int:
 
 def _train_worker(rank: int, world: int, port: int, out: str) -> None:
     """One rank of a mean-teacher run on the engine; saves what this rank ends with."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     from brats_ssl.engine import distributed
     from brats_ssl.engine.trainer import Trainer
@@ -107,11 +135,21 @@ def _train_worker(rank: int, world: int, port: int, out: str) -> None:
                 seen.append(batch["image"].sum().item())
                 yield batch
 
-        trainer = Trainer(model=model, loss_fn=loss, batches=batches, out_dir=Path(out) / "run", steps=3,
-                          config=config.train, device=torch.device("cpu"), seed=0, hooks=[teacher])
+        trainer = Trainer(
+            model=model,
+            loss_fn=loss,
+            batches=batches,
+            out_dir=Path(out) / "run",
+            steps=3,
+            config=config.train,
+            device=torch.device("cpu"),
+            seed=0,
+            hooks=[teacher],
+        )
         trainer.fit()
-        torch.save({"model": model.state_dict(), "ema": teacher.model.state_dict(), "seen": seen},
-                   Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {"model": model.state_dict(), "ema": teacher.model.state_dict(), "seen": seen}, Path(out) / f"rank{rank}.pt"
+        )
 
 
 def test_ddp_steps_leave_identical_weights_on_every_rank(tmp_path):
@@ -139,8 +177,17 @@ def _initial_weights() -> dict:
 
 def torchrun(*args, nproc: int = 2) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-               "-m", "brats_ssl", *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "brats_ssl",
+        *map(str, args),
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -69,17 +69,26 @@ def evaluator():
         disable_citation_reminder()
     except ImportError:  # older releases have no switch
         pass
-    groups = SegmentationClassGroups({
-        "wt": LabelMergeGroup([1, 2, 3]), "tc": LabelMergeGroup([1, 3]),
-        "et": LabelGroup(3), "netc": LabelGroup(1), "snfh": LabelGroup(2),
-    })
+    groups = SegmentationClassGroups(
+        {
+            "wt": LabelMergeGroup([1, 2, 3]),
+            "tc": LabelMergeGroup([1, 3]),
+            "et": LabelGroup(3),
+            "netc": LabelGroup(1),
+            "snfh": LabelGroup(2),
+        }
+    )
     # Empty structures as in config_gli: Dice 0, HD95 inf (NaN when both are empty).
-    edge_cases = EdgeCaseHandler({
-        Metric.DSC: MetricZeroTPEdgeCaseHandling(no_instances_result=EdgeCaseResult.NAN,
-                                                 default_result=EdgeCaseResult.ZERO),
-        Metric.HD95: MetricZeroTPEdgeCaseHandling(no_instances_result=EdgeCaseResult.NAN,
-                                                  default_result=EdgeCaseResult.INF),
-    })
+    edge_cases = EdgeCaseHandler(
+        {
+            Metric.DSC: MetricZeroTPEdgeCaseHandling(
+                no_instances_result=EdgeCaseResult.NAN, default_result=EdgeCaseResult.ZERO
+            ),
+            Metric.HD95: MetricZeroTPEdgeCaseHandling(
+                no_instances_result=EdgeCaseResult.NAN, default_result=EdgeCaseResult.INF
+            ),
+        }
+    )
     # Instance metrics are irrelevant here; DSC alone keeps panoptica to a few seconds a case.
     return panoptica.Panoptica_Evaluator(
         expected_input=InputType.SEMANTIC,

@@ -50,8 +50,11 @@ def test_settings_and_tables_are_read_as_written(tmp_path):
     (tmp_path / COMPARISONS_CSV).write_text("method,reference,metric\nours,supervised,mean\n")
     folder = ExperimentFolder(tmp_path)
     assert folder.info["methods"] == ["ours"]
-    assert folder.results == read_results(tmp_path) == [
-        {"method": "ours", "fraction": "0.5", "seed": "0", "run": "runs/ours_f0.5_s0"}]
+    assert (
+        folder.results
+        == read_results(tmp_path)
+        == [{"method": "ours", "fraction": "0.5", "seed": "0", "run": "runs/ours_f0.5_s0"}]
+    )
     assert folder.per_case == [{"method": "ours", "case": "c1", "WT": "0.5"}]
     assert folder.comparisons == [{"method": "ours", "reference": "supervised", "metric": "mean"}]
 

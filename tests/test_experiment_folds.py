@@ -18,8 +18,19 @@ from brats_ssl.stats import paired
 def sweep(tmp_path_factory, _isolated_cache) -> Path:
     root = tmp_path_factory.mktemp("folds")
     write_cohort(root / "data", cases=9, shape=(24, 24, 16), seed=1)
-    run_experiment(root / "data", root / "exp", fractions=[0.5], methods=["supervised", "ours-control"], seeds=[0],
-                   val=0.2, folds=3, selection=1, preset="tiny", steps=2, overrides=["ssl.stages=1"])
+    run_experiment(
+        root / "data",
+        root / "exp",
+        fractions=[0.5],
+        methods=["supervised", "ours-control"],
+        seeds=[0],
+        val=0.2,
+        folds=3,
+        selection=1,
+        preset="tiny",
+        steps=2,
+        overrides=["ssl.stages=1"],
+    )
     write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
     return root / "exp"
 
@@ -54,8 +65,11 @@ def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
     assert {(c["method"], c["reference"]) for c in comparisons} == {("ours-control", "supervised")}
     assert sorted(c["metric"] for c in comparisons) == sorted(["WT", "TC", "ET", "NCR", "ED", "mean"])
     by_case = {(r["method"], r["case"]): r for r in rows}
-    diffs = [sum(float(by_case[("ours-control", c)][k]) - float(by_case[("supervised", c)][k])
-                 for k in ("WT", "TC", "ET")) / 3 for c in sorted({r["case"] for r in rows})]
+    diffs = [
+        sum(float(by_case[("ours-control", c)][k]) - float(by_case[("supervised", c)][k]) for k in ("WT", "TC", "ET"))
+        / 3
+        for c in sorted({r["case"] for r in rows})
+    ]
     expected = paired(diffs)
     mean_row = next(c for c in comparisons if c["metric"] == "mean")
     assert int(mean_row["n"]) == 9

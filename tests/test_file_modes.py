@@ -68,9 +68,12 @@ def test_nifti_output_is_readable_by_the_group_under_umask_022(tmp_path, umask):
 
 def test_umask_is_read_in_a_fresh_process_without_changing_it(tmp_path):
     """A process started under umask 027 writes 0640 files (the umask is read, not assumed)."""
-    script = ("import os, stat; from brats_ssl import atomic; "
-              f"p = atomic.write_text({str(tmp_path / 'x.txt')!r}, 'x'); "
-              "print(oct(stat.S_IMODE(p.stat().st_mode)), oct(os.umask(0)))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         preexec_fn=lambda: os.umask(0o027)).stdout.split()
+    script = (
+        "import os, stat; from brats_ssl import atomic; "
+        f"p = atomic.write_text({str(tmp_path / 'x.txt')!r}, 'x'); "
+        "print(oct(stat.S_IMODE(p.stat().st_mode)), oct(os.umask(0)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, preexec_fn=lambda: os.umask(0o027)
+    ).stdout.split()
     assert out == ["0o640", "0o27"]

@@ -21,8 +21,10 @@ from brats_ssl.errors import BadInputError
 from brats_ssl.folder_lock import LOCK_NAME, FolderBusyError, FolderLock, Holder
 
 # A process that takes the lock, says so, and waits to be killed.
-HOLD = ("import sys, time; from brats_ssl.folder_lock import FolderLock; FolderLock(sys.argv[1]).acquire(); "
-        "print('held', flush=True); time.sleep(600)")
+HOLD = (
+    "import sys, time; from brats_ssl.folder_lock import FolderLock; FolderLock(sys.argv[1]).acquire(); "
+    "print('held', flush=True); time.sleep(600)"
+)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -42,8 +44,9 @@ def holder(tmp_path):
     processes = []
 
     def start(folder: Path) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
-                                   env=ENV)
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=ENV
+        )
         processes.append(process)
         assert process.stdout.readline().strip() == "held"
         return process
@@ -56,8 +59,9 @@ def holder(tmp_path):
 
 
 def cli(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "brats_ssl", *map(str, args)], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "brats_ssl", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 def one_line(text: str) -> str:
@@ -95,8 +99,11 @@ def test_predict_and_pseudolabel_outputs_and_experiments_are_locked_too(tmp_path
     run = make_untrained_run(tmp_path / "run")
     out = tmp_path / "out"
     first = holder(out)
-    for args in (["predict", run, tiny_dataset, "-o", out], ["pseudolabel", run, tiny_dataset, "-o", out],
-                 ["experiment", tiny_dataset, "-o", out, "--preset", "tiny"]):
+    for args in (
+        ["predict", run, tiny_dataset, "-o", out],
+        ["pseudolabel", run, tiny_dataset, "-o", out],
+        ["experiment", tiny_dataset, "-o", out, "--preset", "tiny"],
+    ):
         result = cli(*args)
         assert result.returncode == 2, result.stderr
         assert f"pid {first.pid}" in one_line(result.stderr), args
@@ -106,8 +113,14 @@ def test_predict_and_pseudolabel_outputs_and_experiments_are_locked_too(tmp_path
 def test_a_lock_left_by_a_previous_boot_is_taken_over(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    stale = Holder(pid=1, host=socket.gethostname(), boot_id="another-boot", started="2026-01-01 00:00:00 +0000",
-                   process_start=1, command="brats-ssl train")
+    stale = Holder(
+        pid=1,
+        host=socket.gethostname(),
+        boot_id="another-boot",
+        started="2026-01-01 00:00:00 +0000",
+        process_start=1,
+        command="brats-ssl train",
+    )
     (run / LOCK_NAME).write_text(json.dumps(stale.__dict__))
     console = Console()
     with FolderLock(run, console=console) as lock:
@@ -117,8 +130,9 @@ def test_a_lock_left_by_a_previous_boot_is_taken_over(tmp_path):
 
 def test_without_working_flock_the_record_decides(tmp_path, holder, monkeypatch):
     live = holder(tmp_path / "live")  # a live holder on this host
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     (tmp_path / "dead").mkdir()
     dead_record = Holder.this_process().__dict__ | {"pid": int(dead), "process_start": 1}
     (tmp_path / "dead" / LOCK_NAME).write_text(json.dumps(dead_record))
@@ -170,9 +184,27 @@ def test_under_torchrun_every_rank_is_refused_when_rank_0_cannot_lock(tmp_path, 
     run = make_untrained_run(tmp_path / "run")
     first = holder(tmp_path / "out")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "brats_ssl", "predict", str(run), str(data), "-o", str(tmp_path / "out")],
-                            capture_output=True, text=True, env=ENV, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "brats_ssl",
+            "predict",
+            str(run),
+            str(data),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     output = one_line(result.stdout + result.stderr)
     assert result.returncode != 0 and time.perf_counter() - started < 120  # nobody waits for a barrier
     assert output.count(f"pid {first.pid}") == 2, output[-3000:]  # both ranks fail with rank 0's message
@@ -185,13 +217,32 @@ def test_two_train_launches_on_one_folder_leave_one_clean_run(tmp_path, tiny_dat
     60 steps: the first still trains when the second, started once the first holds the lock, has
     imported torch (about 5 s here) and asks for it."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "brats_ssl", "train", str(tiny_dataset), "-o", str(run), "--preset", "tiny",
-            "--method", "supervised", "--steps", "60", "--set", "train.log_every=1", "--set", "train.val_every=30"]
+    args = [
+        sys.executable,
+        "-m",
+        "brats_ssl",
+        "train",
+        str(tiny_dataset),
+        "-o",
+        str(run),
+        "--preset",
+        "tiny",
+        "--method",
+        "supervised",
+        "--steps",
+        "60",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.val_every=30",
+    ]
     umask_022 = lambda: os.umask(0o022)  # noqa: E731
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
-                             preexec_fn=umask_022)
+    first = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, preexec_fn=umask_022
+    )
     try:
         deadline = time.monotonic() + 120
+
         def holder_pid():
             return json.loads((run / LOCK_NAME).read_text() or "{}").get("pid") if (run / LOCK_NAME).exists() else None
 
@@ -206,8 +257,11 @@ def test_two_train_launches_on_one_folder_leave_one_clean_run(tmp_path, tiny_dat
             first.wait()
     assert second.returncode == 2 and f"pid {first.pid}" in one_line(second.stderr), second.stderr
     assert first.returncode == 0, output[-3000:]
-    steps = [row["step"] for row in map(json.loads, (run / "teacher" / "metrics.jsonl").read_text().splitlines())
-             if "loss" in row]
+    steps = [
+        row["step"]
+        for row in map(json.loads, (run / "teacher" / "metrics.jsonl").read_text().splitlines())
+        if "loss" in row
+    ]
     assert steps == list(range(1, 61))
     assert not (run / LOCK_NAME).exists()
     modes = {str(p.relative_to(run)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [run, *run.rglob("*")]}

@@ -15,8 +15,7 @@ ROLES = ("labeled", "unlabeled", "val", "selection")
 @pytest.fixture
 def dataset(tmp_path):
     root = write_dataset(tmp_path / "d", "brats2021", n=21, unlabeled=3, shape=(12, 12, 10))
-    (root / "sites.csv").write_text("case,site\n" + "".join(
-        f"BraTS2021_{i:05d},{'ABC'[i % 3]}\n" for i in range(24)))
+    (root / "sites.csv").write_text("case,site\n" + "".join(f"BraTS2021_{i:05d},{'ABC'[i % 3]}\n" for i in range(24)))
     return open_dataset(root)
 
 

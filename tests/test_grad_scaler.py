@@ -50,8 +50,9 @@ def _fit(out: Path, *, kill_at: int | None = None):
     item = TrainItem("c0", image.astype(np.float16), {"label": labels})
     config = preset("tiny").train
     config.precision, config.log_every, config.augment, config.channels_last = "fp16", 1, False, False
-    builder = BatchBuilder([Pool([item], 1, LABELED)], patch_size=(16, 16, 16),
-                           foreground_fraction=0.5, augment=False, seed=0, stream="t")
+    builder = BatchBuilder(
+        [Pool([item], 1, LABELED)], patch_size=(16, 16, 16), foreground_fraction=0.5, augment=False, seed=0, stream="t"
+    )
     supervised = supervised_loss_fn("dice_ce")
 
     def loss_fn(model, batch, step):
@@ -66,8 +67,17 @@ def _fit(out: Path, *, kill_at: int | None = None):
             yield batch
 
     torch.manual_seed(0)
-    trainer = Trainer(model=build_model(preset("tiny")), loss_fn=loss_fn, batches=batches, out_dir=out, steps=6,
-                      config=config, device=CPU, seed=0, checkpoint_every=3)
+    trainer = Trainer(
+        model=build_model(preset("tiny")),
+        loss_fn=loss_fn,
+        batches=batches,
+        out_dir=out,
+        steps=6,
+        config=config,
+        device=CPU,
+        seed=0,
+        checkpoint_every=3,
+    )
     trainer.fit()
     return trainer
 

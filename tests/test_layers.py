@@ -15,25 +15,42 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "brats_ssl"
 # Lowest first. A module may import from its own layer and the ones before it, never after.
 # (experiment_folder and commands are named ahead of the branches that add them: issue 13, items 2 and 5.)
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations: plain settings, files, errors, the method table (torch-free)",
-     {"", "errors", "paths", "atomic", "resources", "progress", "stats", "summary_columns", "config",
-      "ssl.registry", "records"}),
-    ("the domain-free training engine: loop, checkpoints, device, processes, progress plot",
-     {"engine"}),
+    (
+        "foundations: plain settings, files, errors, the method table (torch-free)",
+        {
+            "",
+            "errors",
+            "paths",
+            "atomic",
+            "resources",
+            "progress",
+            "stats",
+            "summary_columns",
+            "config",
+            "ssl.registry",
+            "records",
+        },
+    ),
+    ("the domain-free training engine: loop, checkpoints, device, processes, progress plot", {"engine"}),
     ("BraTS data and networks", {"data", "networks"}),
-    ("per-volume maths and outputs: losses, metrics, inference, post-processing, pictures, locks",
-     {"losses", "metrics", "inference", "postprocess", "viz", "folder_lock"}),
-    ("a training run: context, model, phases, method result, finalisation; reading a run folder",
-     {"run", "finalize", "run_folder"}),
+    (
+        "per-volume maths and outputs: losses, metrics, inference, post-processing, pictures, locks",
+        {"losses", "metrics", "inference", "postprocess", "viz", "folder_lock"},
+    ),
+    (
+        "a training run: context, model, phases, method result, finalisation; reading a run folder",
+        {"run", "finalize", "run_folder"},
+    ),
     ("methods and pseudo-label tools", {"ssl"}),
-    ("what the commands do: train, predict, experiment, report, review, demo",
-     {"pipeline", "predict", "experiment", "experiment_tables", "experiment_folder", "report", "review", "demo"}),
+    (
+        "what the commands do: train, predict, experiment, report, review, demo",
+        {"pipeline", "predict", "experiment", "experiment_tables", "experiment_folder", "report", "review", "demo"},
+    ),
     ("the command line", {"cli", "commands", "__main__"}),
 ]
 
 # Circles known and being removed elsewhere; each must still exist (a stale exemption fails too).
-KNOWN_CIRCLES: list[set[str]] = [
-]
+KNOWN_CIRCLES: list[set[str]] = []
 
 
 def module_name(path: Path) -> str:
@@ -57,8 +74,12 @@ def imports_of(path: Path) -> set[str]:
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             assert not node.level, f"{path}: relative import; the package imports absolutely (brats_ssl....)"
-            targets = [f"{node.module}.{alias.name}" if is_module(_relative(f"{node.module}.{alias.name}"))
-                       else node.module or "" for alias in node.names]
+            targets = [
+                f"{node.module}.{alias.name}"
+                if is_module(_relative(f"{node.module}.{alias.name}"))
+                else node.module or ""
+                for alias in node.names
+            ]
         else:
             continue
         found |= {_relative(t) for t in targets if t == "brats_ssl" or t.startswith("brats_ssl.")}
@@ -66,7 +87,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def _relative(target: str) -> str:
-    return target[len("brats_ssl."):] if target.startswith("brats_ssl.") else ""
+    return target[len("brats_ssl.") :] if target.startswith("brats_ssl.") else ""
 
 
 def graph() -> dict[str, set[str]]:

@@ -67,6 +67,7 @@ def test_phases_sort_in_the_order_the_method_writes_them():
 
 # --- a method added by a registry entry alone ---------------------------------------------------
 
+
 def run_toy(ctx):
     """A toy method: supervised steps in a phase of its own name."""
     from brats_ssl.data.batches import LABELED, Pool
@@ -74,22 +75,31 @@ def run_toy(ctx):
     from brats_ssl.run.phase import supervised_loss_fn, train_phase
 
     pools = [Pool(ctx.labeled_items(), ctx.config.train.batch_size, LABELED)]
-    phase = train_phase(ctx, "toy_phase", pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss),
-                        steps=ctx.config.train.steps)
+    phase = train_phase(
+        ctx, "toy_phase", pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss), steps=ctx.config.train.steps
+    )
     return MethodResult(final_phase=phase.name, val=phase.summary, student=phase.summary)
 
 
-TOY = Method("toy", f"{__name__}:run_toy", "a toy: supervised steps in a phase of its own",
-             uses_unlabeled=False, starts_from_teacher=False, phases=("toy_phase",), colour="#123456",
-             steps_text="{teacher} (toy)")
+TOY = Method(
+    "toy",
+    f"{__name__}:run_toy",
+    "a toy: supervised steps in a phase of its own",
+    uses_unlabeled=False,
+    starts_from_teacher=False,
+    phases=("toy_phase",),
+    colour="#123456",
+    steps_text="{teacher} (toy)",
+)
 
 
 def test_a_new_method_needs_only_its_registry_entry(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(METHODS, "toy", TOY)
     data = write_dataset(tmp_path / "data", "brats2021", n=6, shape=(24, 28, 20))
     run = tmp_path / "run"
-    code, output = run_cli_output(["train", data, "-o", run, "--method", "toy", "--preset", "tiny",
-                                   "--steps", "2"], capsys)
+    code, output = run_cli_output(
+        ["train", data, "-o", run, "--method", "toy", "--preset", "tiny", "--steps", "2"], capsys
+    )
     assert code == 0, output
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == "toy_phase" and summary["mean"]["WT"]["dice"] is not None
@@ -101,8 +111,25 @@ def test_a_new_method_needs_only_its_registry_entry(tmp_path, monkeypatch, capsy
     # the experiment: --methods parsing, teacher reuse rules, colours of the curves
     assert expand_list_options(["--methods", "supervised", "toy"]) == ["--methods", "supervised", "--methods", "toy"]
     exp = tmp_path / "exp"
-    code, output = run_cli_output(["experiment", data, "-o", exp, "--fractions", "1.0", "--methods", "toy",
-                                   "--selection", "1", "--preset", "tiny", "--steps", "2"], capsys)
+    code, output = run_cli_output(
+        [
+            "experiment",
+            data,
+            "-o",
+            exp,
+            "--fractions",
+            "1.0",
+            "--methods",
+            "toy",
+            "--selection",
+            "1",
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, output
     with (exp / "results.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))

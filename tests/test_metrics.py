@@ -44,6 +44,7 @@ def _quiet() -> Console:
 
 # --- case_metrics ----------------------------------------------------------------------------
 
+
 def test_result_has_every_region_and_label_once():
     scores = case_metrics(_line([0, 1, 2, 3]), _line([0, 1, 2, 3]))
     assert tuple(scores) == NAMES == tuple(EVALUATED)
@@ -138,6 +139,7 @@ def test_bad_inputs_raise():
 
 # --- summarize and the table -----------------------------------------------------------------
 
+
 def _entry(case, dice, hd95):
     return {"case": case, **{n: {"dice": dice, "hd95": hd95} for n in NAMES}}
 
@@ -154,6 +156,7 @@ def test_summarize_means_skip_nan_and_keep_order():
 
 
 # --- evaluate_folder -------------------------------------------------------------------------
+
 
 def _copy_segs_as_predictions(gt_root: Path, pred_dir: Path) -> list[str]:
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -186,8 +189,13 @@ def test_evaluate_folder_in_file_convention(tmp_path):
         assert all(by_case[case][n] == {"dice": 1.0, "hd95": 0.0} for n in NAMES)
     n_ncr, n_ed, n_et = (int((gt == v).sum()) for v in (1, 2, 4))
     tc = n_ncr + n_et
-    expected = {"WT": 1.0, "TC": 2 * (tc - k) / (2 * tc - k), "ET": 2 * (n_et - k) / (2 * n_et - k),
-                "NCR": 1.0, "ED": 2 * n_ed / (2 * n_ed + k)}
+    expected = {
+        "WT": 1.0,
+        "TC": 2 * (tc - k) / (2 * tc - k),
+        "ET": 2 * (n_et - k) / (2 * n_et - k),
+        "NCR": 1.0,
+        "ED": 2 * n_ed / (2 * n_ed + k),
+    }
     for name, dice in expected.items():
         assert by_case[cases[1]][name]["dice"] == pytest.approx(dice, abs=1e-9), name
     assert by_case[cases[1]]["ET"]["hd95"] > 0

@@ -19,8 +19,18 @@ from brats_ssl.data.io import read_image, read_seg
 
 from conftest import run_cli_output, write_dataset
 
-TINY = ["--preset", "tiny", "--steps", "2", "--set", "ssl.stages=2", "--set", "train.val_every=2",
-        "--set", "inference.mc_samples=2"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--steps",
+    "2",
+    "--set",
+    "ssl.stages=2",
+    "--set",
+    "train.val_every=2",
+    "--set",
+    "inference.mc_samples=2",
+]
 NNUNET_BIN = Path(sys.executable).parent / "nnUNetv2_extract_fingerprint"
 
 
@@ -33,8 +43,12 @@ def tiny_run(tmp_path_factory):
     from brats_ssl.cli import main
 
     with pytest.raises(SystemExit) as stop:  # a module fixture: no capsys; the output goes to the test log
-        main([str(a) for a in ["train", data, "-o", root / "run", "--split", root / "split.json", "--method", "ours",
-                               *TINY]])
+        main(
+            [
+                str(a)
+                for a in ["train", data, "-o", root / "run", "--split", root / "split.json", "--method", "ours", *TINY]
+            ]
+        )
     assert stop.value.code == 0
     return root, data, root / "run"
 
@@ -54,8 +68,24 @@ def test_export_layout_confidence_threshold_and_read_back(tiny_run, tmp_path, ca
     threshold = (scores[1] + scores[2]) / 2  # the two most confident of four pass
     assert scores[1] < scores[2]
     out = tmp_path / "out"
-    code, output = run_cli_output(["pseudolabel", run, data, "-o", out, "--format", "nnunet", "--dataset-id", "7",
-                                   "--name", "Tiny", "--min-confidence", threshold], capsys)
+    code, output = run_cli_output(
+        [
+            "pseudolabel",
+            run,
+            data,
+            "-o",
+            out,
+            "--format",
+            "nnunet",
+            "--dataset-id",
+            "7",
+            "--name",
+            "Tiny",
+            "--min-confidence",
+            threshold,
+        ],
+        capsys,
+    )
     assert code == 0, output
     target = out / "Dataset007_Tiny"
     assert "3 case(s) with ground truth, 2 pseudo-labeled, 2 left out" in output
@@ -70,16 +100,19 @@ def test_export_layout_confidence_threshold_and_read_back(tiny_run, tmp_path, ca
     assert all(e["confidence"] >= round(threshold, 4) for e in sidecar["pseudo_labeled"])
     assert all(e["confidence"] < threshold and "confidence <" in e["reason"] for e in sidecar["left_out"])
     split = json.loads((run / "split.json").read_text())
-    assert sidecar["ground_truth"] == [{"case": c, "split": "labeled"} for c in split["labeled"]] + \
-        [{"case": c, "split": "val"} for c in split["val"]]
+    assert sidecar["ground_truth"] == [{"case": c, "split": "labeled"} for c in split["labeled"]] + [
+        {"case": c, "split": "val"} for c in split["val"]
+    ]
     cases = split["labeled"] + split["val"] + confident
     assert meta["numTraining"] == len(cases) == 5
     assert sorted(p.name for p in (target / "labelsTr").iterdir()) == sorted(f"{c}.nii.gz" for c in cases)
     assert sorted(p.name for p in (target / "imagesTr").iterdir()) == sorted(
-        f"{c}_{k:04d}.nii.gz" for c in cases for k in range(4))
+        f"{c}_{k:04d}.nii.gz" for c in cases for k in range(4)
+    )
     for k, modality in enumerate(("t1", "t1ce", "t2", "flair")):  # channel k is that modality's file, unchanged
-        assert (target / "imagesTr" / f"{cases[0]}_{k:04d}.nii.gz").read_bytes() == \
-            (data / cases[0] / f"{cases[0]}_{modality}.nii.gz").read_bytes()
+        assert (target / "imagesTr" / f"{cases[0]}_{k:04d}.nii.gz").read_bytes() == (
+            data / cases[0] / f"{cases[0]}_{modality}.nii.gz"
+        ).read_bytes()
     labels = np.asarray(nib.load(str(target / "labelsTr" / f"{cases[0]}.nii.gz")).dataobj)
     brats = np.asarray(nib.load(str(data / cases[0] / f"{cases[0]}_seg.nii.gz")).dataobj)
     assert np.array_equal(labels, np.array([0, 2, 1, 0, 3], np.uint8)[brats])  # nnU-Net's 1 ED, 2 NCR, 3 ET
@@ -106,12 +139,29 @@ def test_review_decisions_come_before_the_threshold(tiny_run, tmp_path, capsys):
     root, data, run = tiny_run
     rows = ranking(run)
     top, bottom = rows[0]["case"], rows[-1]["case"]
-    review = {top: {"decision": "reject", "note": "", "time": "x"},
-              bottom: {"decision": "accept", "note": "", "time": "x"}}
+    review = {
+        top: {"decision": "reject", "note": "", "time": "x"},
+        bottom: {"decision": "accept", "note": "", "time": "x"},
+    }
     (run / "review.json").write_text(json.dumps(review))
     try:
-        code, output = run_cli_output(["pseudolabel", run, data, "-o", tmp_path, "--format", "nnunet",
-                                       "--dataset-id", "8", "--min-confidence", "0.999", "--no-val"], capsys)
+        code, output = run_cli_output(
+            [
+                "pseudolabel",
+                run,
+                data,
+                "-o",
+                tmp_path,
+                "--format",
+                "nnunet",
+                "--dataset-id",
+                "8",
+                "--min-confidence",
+                "0.999",
+                "--no-val",
+            ],
+            capsys,
+        )
     finally:
         (run / "review.json").unlink()
     assert code == 0, output
@@ -124,11 +174,13 @@ def test_review_decisions_come_before_the_threshold(tiny_run, tmp_path, capsys):
 def test_bad_export_requests_exit_2(tiny_run, tmp_path, capsys):
     root, data, run = tiny_run
     base = ["pseudolabel", run, data, "-o", tmp_path / "out"]
-    for extra, message in ((["--format", "nnunet"], "needs --dataset-id"),
-                           (["--format", "nnunet", "--dataset-id", "1000"], "1 to 999"),
-                           (["--format", "nnunet", "--dataset-id", "3", "--name", "a/b"], "--name 'a/b'"),
-                           (["--format", "nnunet", "--dataset-id", "3", "--min-confidence", "2"], "between 0 and 1"),
-                           (["--format", "nifty"], "expected nifti or nnunet")):
+    for extra, message in (
+        (["--format", "nnunet"], "needs --dataset-id"),
+        (["--format", "nnunet", "--dataset-id", "1000"], "1 to 999"),
+        (["--format", "nnunet", "--dataset-id", "3", "--name", "a/b"], "--name 'a/b'"),
+        (["--format", "nnunet", "--dataset-id", "3", "--min-confidence", "2"], "between 0 and 1"),
+        (["--format", "nifty"], "expected nifti or nnunet"),
+    ):
         code, output = run_cli_output(base + extra, capsys)
         assert code == 2 and message in output, (extra, output)
     assert not (tmp_path / "out").exists()
@@ -145,19 +197,31 @@ def test_channel_of_a_4d_msd_file_is_written_as_its_own_volume(tmp_path):
 
 
 def _fingerprint(raw: Path, dataset_id: int, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "nnUNet_raw": str(raw),
-           "nnUNet_preprocessed": str(tmp_path / "preprocessed"), "nnUNet_results": str(tmp_path / "results")}
-    return subprocess.run([str(NNUNET_BIN), "-d", str(dataset_id), "--verify_dataset_integrity", "-np", "1"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "nnUNet_raw": str(raw),
+        "nnUNet_preprocessed": str(tmp_path / "preprocessed"),
+        "nnUNet_results": str(tmp_path / "results"),
+    }
+    return subprocess.run(
+        [str(NNUNET_BIN), "-d", str(dataset_id), "--verify_dataset_integrity", "-np", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
-@pytest.mark.skipif(not NNUNET_BIN.exists(), reason="nnunetv2 is not installed (pip install -e .[nnunet], "
-                                                    "as `make test` does)")
+@pytest.mark.skipif(
+    not NNUNET_BIN.exists(), reason="nnunetv2 is not installed (pip install -e .[nnunet], as `make test` does)"
+)
 def test_nnunet_verifies_the_export(tiny_run, tmp_path, capsys):
     root, data, run = tiny_run
     raw = tmp_path / "raw"
-    code, output = run_cli_output(["pseudolabel", run, data, "-o", raw, "--format", "nnunet", "--dataset-id", "9"],
-                                  capsys)
+    code, output = run_cli_output(
+        ["pseudolabel", run, data, "-o", raw, "--format", "nnunet", "--dataset-id", "9"], capsys
+    )
     assert code == 0, output
     result = _fingerprint(raw, 9, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

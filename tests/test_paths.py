@@ -10,13 +10,16 @@ from brats_ssl.errors import BadInputError
 from brats_ssl.paths import find_nifti, nifti_stem, read_text_file
 
 
-@pytest.mark.parametrize("name, stem", [
-    ("BraTS2021_00000_t1.nii.gz", "BraTS2021_00000_t1"),
-    ("case_0000.nii", "case_0000"),
-    ("x.nii.nii.gz", "x.nii"),
-    ("notes.txt", None),
-    ("archive.gz", None),
-])
+@pytest.mark.parametrize(
+    "name, stem",
+    [
+        ("BraTS2021_00000_t1.nii.gz", "BraTS2021_00000_t1"),
+        ("case_0000.nii", "case_0000"),
+        ("x.nii.nii.gz", "x.nii"),
+        ("notes.txt", None),
+        ("archive.gz", None),
+    ],
+)
 def test_nifti_stem(name, stem):
     assert nifti_stem(name) == stem
 

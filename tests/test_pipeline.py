@@ -19,8 +19,18 @@ from brats_ssl.ssl.registry import METHODS
 
 from conftest import write_dataset
 
-TINY = ["--preset", "tiny", "--steps", "3", "--set", "ssl.stages=2", "--set", "train.val_every=3",
-        "--set", "inference.mc_samples=2"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--steps",
+    "3",
+    "--set",
+    "ssl.stages=2",
+    "--set",
+    "train.val_every=3",
+    "--set",
+    "inference.mc_samples=2",
+]
 
 
 def previous_phase(phases: list[str], phase: str) -> str:
@@ -78,8 +88,9 @@ def test_rerun_of_a_finished_run_changes_nothing(cohort, ours_run):
     assert (ours_run / "summary.json").read_text() == before
     assert {p: p.stat().st_mtime_ns for p in ours_run.rglob("*") if p.is_file()} == mtimes
     # asking the same folder for other settings is refused, naming the difference
-    assert run_cli("train", data, "-o", ours_run, "--method", "ours", *TINY[:-2],
-                   "--set", "inference.mc_samples=3") == 2
+    assert (
+        run_cli("train", data, "-o", ours_run, "--method", "ours", *TINY[:-2], "--set", "inference.mc_samples=3") == 2
+    )
 
 
 def test_resume_after_losing_the_last_stage_reproduces_it(cohort, ours_run, tmp_path):
@@ -117,8 +128,7 @@ def test_pseudolabel_export_and_suggest(cohort, ours_run, tmp_path):
 def test_predict_writes_input_geometry_and_convention(cohort, ours_run, tmp_path):
     _, data = cohort
     out = tmp_path / "pred"
-    assert run_cli("predict", ours_run, data, "-o", out, "--mc", "2", "--save-probabilities",
-                   "--save-uncertainty") == 0
+    assert run_cli("predict", ours_run, data, "-o", out, "--mc", "2", "--save-probabilities", "--save-uncertainty") == 0
     case = "BraTS2021_00000"
     reference = nib.load(str(data / case / f"{case}_seg.nii.gz"))
     prediction = nib.load(str(out / f"{case}.nii.gz"))
@@ -133,8 +143,10 @@ def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_ru
     share for pseudo-labels, minus the labelling work it does not need."""
     _, data = cohort
     runs = {}
-    for name, extra in (("control", ["--method", "ours-control"]),
-                        ("no_share", ["--method", "ours", "--set", "ssl.pseudo_fraction=0"])):
+    for name, extra in (
+        ("control", ["--method", "ours-control"]),
+        ("no_share", ["--method", "ours", "--set", "ssl.pseudo_fraction=0"]),
+    ):
         run = tmp_path / name
         shutil.copytree(ours_run / "teacher", run / "teacher")  # as `experiment` reuses it
         assert run_cli("train", data, "-o", run, "--split", ours_run / "split.json", *extra, *TINY) == 0
@@ -158,8 +170,25 @@ def test_every_method_runs(cohort, tmp_path, method):
     that order, and its final model is one of them."""
     _, data = cohort
     run = tmp_path / method
-    assert run_cli("train", data, "-o", run, "--method", method, "--preset", "tiny", "--steps", "2",
-                   "--set", "ssl.stages=1", "--set", "inference.mc_samples=2") == 0
+    assert (
+        run_cli(
+            "train",
+            data,
+            "-o",
+            run,
+            "--method",
+            method,
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--set",
+            "ssl.stages=1",
+            "--set",
+            "inference.mc_samples=2",
+        )
+        == 0
+    )
     summary = json.loads((run / "summary.json").read_text())
     val = json.loads((run / "split.json").read_text())["val"]
     assert [e["case"] for e in summary["per_case"]] == val  # scored on every val case, in [0, 1]
@@ -171,8 +200,11 @@ def test_every_method_runs(cohort, tmp_path, method):
     for phase in phases:
         losses = [r["loss"] for r in atomic.read_jsonl(run / phase / "metrics.jsonl") if "loss" in r]
         assert losses and all(math.isfinite(v) for v in losses)
-        before = load_checkpoint(run / previous_phase(phases, phase) / "checkpoint_last.pt")["model"] \
-            if phase != phases[0] and METHODS[method].starts_from_teacher else start.state_dict()
+        before = (
+            load_checkpoint(run / previous_phase(phases, phase) / "checkpoint_last.pt")["model"]
+            if phase != phases[0] and METHODS[method].starts_from_teacher
+            else start.state_dict()
+        )
         after = load_checkpoint(run / phase / "checkpoint_last.pt")["model"]
         assert any(not torch.equal(before[k], after[k]) for k in after if after[k].is_floating_point()), phase
     assert RunFolder(run).phases == phases and summary["model"] in phases
@@ -188,8 +220,14 @@ def test_methods_that_use_unlabeled_scans_refuse_a_split_without_them(cohort, tm
     _, data = cohort
     split = {"labeled": ["BraTS2021_00000", "BraTS2021_00001"], "val": ["BraTS2021_00002"], "unlabeled": []}
     (tmp_path / "split.json").write_text(json.dumps(split))
-    request = TrainRequest(data=data, run_dir=tmp_path / "run", split_file=tmp_path / "split.json", method=method,
-                           preset="tiny", device="cpu")
+    request = TrainRequest(
+        data=data,
+        run_dir=tmp_path / "run",
+        split_file=tmp_path / "split.json",
+        method=method,
+        preset="tiny",
+        device="cpu",
+    )
     if METHODS[method].uses_unlabeled:
         with pytest.raises(BadInputError, match=f"--method {method} needs unlabeled cases"):
             prepare_run(request)
@@ -211,14 +249,29 @@ def test_bad_input_writes_nothing(cohort, tmp_path):
 
 def test_hidden_labels_are_never_read_unless_audited(tmp_path):
     data = write_dataset(tmp_path / "data", "brats2021", n=6, shape=(24, 28, 20))
-    split = {"labeled": ["BraTS2021_00000", "BraTS2021_00001"], "val": ["BraTS2021_00002"],
-             "unlabeled": ["BraTS2021_00003", "BraTS2021_00004", "BraTS2021_00005"]}
+    split = {
+        "labeled": ["BraTS2021_00000", "BraTS2021_00001"],
+        "val": ["BraTS2021_00002"],
+        "unlabeled": ["BraTS2021_00003", "BraTS2021_00004", "BraTS2021_00005"],
+    }
     (tmp_path / "split.json").write_text(json.dumps(split))
     hidden = data / "BraTS2021_00005" / "BraTS2021_00005_seg.nii.gz"
     intact = hidden.read_bytes()
     hidden.write_bytes(intact[:100])  # a read of this file would fail
-    args = ["train", data, "--split", tmp_path / "split.json", "--method", "self-training", "--preset", "tiny",
-            "--steps", "2", "--set", "ssl.stages=1"]
+    args = [
+        "train",
+        data,
+        "--split",
+        tmp_path / "split.json",
+        "--method",
+        "self-training",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--set",
+        "ssl.stages=1",
+    ]
     assert run_cli(*args, "-o", tmp_path / "blind") == 0
     hidden.write_bytes(intact)
     assert run_cli(*args, "-o", tmp_path / "audited", "--audit-labels") == 0

@@ -34,8 +34,17 @@ def experiment(tmp_path_factory, _isolated_cache) -> Path:
     reports included)."""
     root = tmp_path_factory.mktemp("report")
     write_cohort(root / "data", cases=8, shape=SHAPE, seed=0)
-    run_experiment(root / "data", root / "exp", fractions=[0.5, 1.0], methods=["supervised", "ours", "ours-control"],
-                   seeds=[0, 1], val=0.25, preset="tiny", steps=4, overrides=[])
+    run_experiment(
+        root / "data",
+        root / "exp",
+        fractions=[0.5, 1.0],
+        methods=["supervised", "ours", "ours-control"],
+        seeds=[0, 1],
+        val=0.25,
+        preset="tiny",
+        steps=4,
+        overrides=[],
+    )
     write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
     return root / "exp"
 
@@ -66,8 +75,14 @@ def _copy_run(run: Path, target: Path) -> Path:
 
 def test_ours_report_has_every_section_and_the_numbers_of_summary_json(ours_run):
     md = (ours_run / REPORT_MD).read_text()
-    for heading in ("## Run", "## Results on the validation cases", "## Training curves", "## Curriculum stages (ours)",
-                    "## Unlabeled pool", "## Validation cases: overlays and uncertainty"):
+    for heading in (
+        "## Run",
+        "## Results on the validation cases",
+        "## Training curves",
+        "## Curriculum stages (ours)",
+        "## Unlabeled pool",
+        "## Validation cases: overlays and uncertainty",
+    ):
         assert heading in md
     summary = json.loads((ours_run / "summary.json").read_text())
     assert f"| final model (phase) | {summary['model']} |" in md
@@ -112,13 +127,16 @@ def test_report_pictures_are_real_and_embedded_in_the_html(ours_run):
 def test_overlay_panel_shows_each_model_and_the_uncertainty(ours_run):
     summary = json.loads((ours_run / "summary.json").read_text())
     panel = next(ours_run.glob("report_case_1_*.png"))
-    columns = ["FLAIR", "ground truth"] + (["teacher"] if summary["model"] != "teacher" else []) + [
-        f"final ({summary['model']})", "uncertainty"]
+    columns = (
+        ["FLAIR", "ground truth"]
+        + (["teacher"] if summary["model"] != "teacher" else [])
+        + [f"final ({summary['model']})", "uncertainty"]
+    )
     pixels = _png(panel)[..., :3]
     assert pixels.shape[:2] == (TITLE_PX + 3 * (CELL_PX + ROW_CAPTION_PX) + LEGEND_PX, len(columns) * CELL_PX)
     coloured = pixels.max(-1) - pixels.min(-1) > 0.15  # grey anatomy and white text are not coloured
     top = TITLE_PX + ROW_CAPTION_PX  # the axial row's pictures
-    cell = lambda c: coloured[top:top + CELL_PX, c * CELL_PX:(c + 1) * CELL_PX].mean()  # noqa: E731
+    cell = lambda c: coloured[top : top + CELL_PX, c * CELL_PX : (c + 1) * CELL_PX].mean()  # noqa: E731
     assert cell(0) < 0.001  # plain FLAIR
     assert cell(1) > 0.005  # ground-truth labels through the tumour
     assert cell(len(columns) - 1) > 0.005  # the entropy heat map
@@ -184,8 +202,11 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     line = next(row for row in md.splitlines() if row.startswith("| ours | 50% (2) | 2 × 1 | 2 |"))
     assert line.split(" | ")[4].startswith(f"{statistics.fmean(wt):.3f} [")
     seconds = {r["run"]: float(r["seconds"]) for r in read_results(experiment)}  # shared runs once
-    reused = [json.loads((Path(run) / "teacher" / "done.json").read_text())["seconds"] for run in seconds
-              if (Path(run) / "teacher" / REUSED_MARKER).is_file()]
+    reused = [
+        json.loads((Path(run) / "teacher" / "done.json").read_text())["seconds"]
+        for run in seconds
+        if (Path(run) / "teacher" / REUSED_MARKER).is_file()
+    ]
     assert len(reused) == 4  # ours and ours-control at 50 %, two seeds: the supervised teacher, counted once
     total = round(sum(seconds.values()) - sum(reused))
     assert f"| total training time | {total // 60} min {total % 60:02d} s" in md
@@ -206,8 +227,10 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
         assert (Path(control["run"]) / "teacher" / REUSED_MARKER).is_file()  # copied, not retrained
         assert control["teacher_WT_dice"] == supervised["teacher_WT_dice"]  # the same teacher, raw
         assert not (Path(control["run"]) / "pseudo").exists()
-        assert "## Stages (ours-control: ours' schedule on the labeled cases only)" in (
-            Path(control["run"]) / REPORT_MD).read_text()
+        assert (
+            "## Stages (ours-control: ours' schedule on the labeled cases only)"
+            in (Path(control["run"]) / REPORT_MD).read_text()
+        )
         assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
     md = (experiment / REPORT_MD).read_text()
     assert any(row.startswith("| ours-control | 50% (2) | 2 × 1 |") for row in md.splitlines())

@@ -20,15 +20,18 @@ from brats_ssl.errors import BadInputError, OutputError
 from conftest import make_untrained_run, run_cli_output, write_dataset
 
 SHAPE = (24, 28, 20)  # 13,440 voxels: about 538 KB by the memory estimate
-REASONS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-           errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
-
-
+REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+}
 
 
 def failing(code: int, original, when=lambda *args: True):
     """``original``, except that it fails like a full / read-only disk when ``when(*args)`` holds
     (with no file name: the OS reports a full disk on write(), not on open())."""
+
     def write(*args, **kwargs):
         if when(*args):
             raise OSError(code, os.strerror(code))
@@ -48,6 +51,7 @@ def trained_run(tmp_path) -> Path:
 
 # --- output disk ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", list(REASONS))
 def test_split_on_a_full_or_read_only_disk(tmp_path, monkeypatch, capsys, code):
     data = write_dataset(tmp_path / "data", n=3, shape=(8, 8, 8))
@@ -64,8 +68,9 @@ def test_checkpoint_on_a_full_disk(tmp_path, monkeypatch, capsys):
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     monkeypatch.setattr(torch, "save", failing(errno.ENOSPC, torch.save))
     run = tmp_path / "run"
-    status, output = run_cli_output(["train", data, "-o", run, "--method", "supervised", "--preset", "tiny",
-                              "--steps", "1"], capsys)
+    status, output = run_cli_output(
+        ["train", data, "-o", run, "--method", "supervised", "--preset", "tiny", "--steps", "1"], capsys
+    )
     assert status == 2, output
     assert f"file {run / 'teacher'}" in output and "checkpoint_" in output
     assert "cannot be written: no space left on device; free some space or choose another output folder" in output
@@ -107,16 +112,29 @@ def test_log_append_on_a_full_disk_names_the_log(tmp_path, monkeypatch):
 
 # --- memory ------------------------------------------------------------------------------------
 
+
 def test_memory_estimate_and_limit_parsing(monkeypatch):
     assert resources.case_memory_bytes((240, 240, 155)) == 240 * 240 * 155 * resources.BYTES_PER_VOXEL
-    assert [resources.parse_bytes(t) for t in ("1000", "512K", "2M", "1.5G", "3gb", "1 GiB")] == \
-        [1000, 512 << 10, 2 << 20, 3 << 29, 3 << 30, 1 << 30]
+    assert [resources.parse_bytes(t) for t in ("1000", "512K", "2M", "1.5G", "3gb", "1 GiB")] == [
+        1000,
+        512 << 10,
+        2 << 20,
+        3 << 29,
+        3 << 30,
+        1 << 30,
+    ]
     with pytest.raises(ValueError):
         resources.parse_bytes("lots")
     monkeypatch.delenv(resources.MEMORY_LIMIT_ENV, raising=False)
     available, source = resources.available_memory()
-    total = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                     if line.startswith("MemTotal:")).split()[1]) * 1024
+    total = (
+        int(
+            next(
+                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+            ).split()[1]
+        )
+        * 1024
+    )
     assert 0 < available <= total, (available, source)
     monkeypatch.setenv(resources.MEMORY_LIMIT_ENV, "64M")
     assert resources.available_memory() == (min(available, 64 << 20), f"${resources.MEMORY_LIMIT_ENV}")
@@ -132,9 +150,11 @@ def test_load_case_refuses_a_case_larger_than_the_memory_budget(tmp_path, monkey
     monkeypatch.setenv(resources.MEMORY_LIMIT_ENV, "256K")
     with pytest.raises(BadInputError) as caught:
         load_case(case)
-    assert str(caught.value).startswith(f"case {case.case_id}: file {case.images['t1'].path}: shape 24x28x20 needs "
-                                        "about 538.1 KB of memory to load and segment, but only 256.0 KB is "
-                                        "available ($BRATS_SSL_MEMORY_LIMIT)")
+    assert str(caught.value).startswith(
+        f"case {case.case_id}: file {case.images['t1'].path}: shape 24x28x20 needs "
+        "about 538.1 KB of memory to load and segment, but only 256.0 KB is "
+        "available ($BRATS_SSL_MEMORY_LIMIT)"
+    )
 
 
 @pytest.mark.parametrize("command", ["train", "predict"])
@@ -142,8 +162,11 @@ def test_case_too_large_for_memory_is_refused_before_any_output(tmp_path, traine
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     monkeypatch.setenv(resources.MEMORY_LIMIT_ENV, "256K")
     out = tmp_path / "out"
-    args = (["train", data, "-o", out, "--method", "supervised", "--preset", "tiny", "--steps", "1"]
-            if command == "train" else ["predict", trained_run, data, "-o", out])
+    args = (
+        ["train", data, "-o", out, "--method", "supervised", "--preset", "tiny", "--steps", "1"]
+        if command == "train"
+        else ["predict", trained_run, data, "-o", out]
+    )
     status, output = run_cli_output(args, capsys)
     assert status == 2, output
     assert "case BraTS2021_00000: shape 24x28x20 needs about 538.1 KB" in output

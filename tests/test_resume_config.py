@@ -49,8 +49,9 @@ def test_resumed_run_keeps_its_config_after_a_preset_default_changed(saved_run, 
 
 def test_only_explicit_differences_are_refused(saved_run, tmp_path):
     run, request = saved_run
-    same = TrainRequest(data=request.data, run_dir=run, overrides=["train.lr=0.003"], method="supervised",
-                        preset="tiny")
+    same = TrainRequest(
+        data=request.data, run_dir=run, overrides=["train.lr=0.003"], method="supervised", preset="tiny"
+    )
     assert resolve_config(same).train.lr == 3e-3  # explicit, and equal to the saved value: fine
     with pytest.raises(BadInputError, match=r"train\.lr: run has 0\.003, command asks 0\.5"):
         resolve_config(TrainRequest(data=request.data, run_dir=run, overrides=["train.lr=0.5"]))
@@ -66,8 +67,9 @@ def test_only_explicit_differences_are_refused(saved_run, tmp_path):
         resolve_config(TrainRequest(data=request.data, run_dir=run, config_file=config_file))
 
 
-def test_interrupted_run_resumes_through_the_cli_after_a_preset_default_changed(tmp_path, tiny_dataset, capsys,
-                                                                                  monkeypatch):
+def test_interrupted_run_resumes_through_the_cli_after_a_preset_default_changed(
+    tmp_path, tiny_dataset, capsys, monkeypatch
+):
     run = tmp_path / "run"
     args = ["train", tiny_dataset, "-o", run, "--preset", "tiny", "--method", "supervised", "--steps", "2"]
     assert run_cli_output(args, capsys)[0] == 0

@@ -86,14 +86,17 @@ def test_a_decision_round_trips_and_is_stored_atomically(server, review_run):
     assert not [p.name for p in review_run.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
-@pytest.mark.parametrize("case_kind, body, expected", [
-    ("unknown", b'{"decision": "accept"}', 404),
-    ("pool", b'{"decision": "maybe"}', 400),
-    ("pool", b'{"note": "no decision"}', 400),
-    ("pool", b"accept", 400),
-    ("pool", b'{"decision": "accept", "note": 3}', 400),
-    ("val", b'{"decision": "accept"}', 400),
-])
+@pytest.mark.parametrize(
+    "case_kind, body, expected",
+    [
+        ("unknown", b'{"decision": "accept"}', 404),
+        ("pool", b'{"decision": "maybe"}', 400),
+        ("pool", b'{"note": "no decision"}', 400),
+        ("pool", b"accept", 400),
+        ("pool", b'{"decision": "accept", "note": 3}', 400),
+        ("val", b'{"decision": "accept"}', 400),
+    ],
+)
 def test_a_bad_decision_is_a_json_error_and_writes_nothing(server, review_run, case_kind, body, expected):
     cases = {"unknown": "no_such_case", "pool": ranked_pool(review_run)[0], "val": _split(review_run)["val"][0]}
     case = cases[case_kind]
@@ -112,8 +115,11 @@ def test_volumes_are_niftis_in_the_case_geometry_built_once(server, review_run):
     assert label.shape == reference.shape and np.allclose(label.affine, reference.affine)
     assert set(np.unique(np.asarray(label.dataobj)).tolist()) <= {0, 1, 2, 4}
     cached = review_run / VOLUMES_DIR / case / "round_1"
-    assert {p.name for p in cached.iterdir()} == {"pseudo_label.nii.gz", "confidence.nii.gz",
-                                                  "mutual_information.nii.gz"}
+    assert {p.name for p in cached.iterdir()} == {
+        "pseudo_label.nii.gz",
+        "confidence.nii.gz",
+        "mutual_information.nii.gz",
+    }
     built = cached.joinpath("confidence.nii.gz").stat().st_mtime_ns
     status, body = server.get(f"/case/{case}/volume/round_1/confidence.nii.gz")
     confidence = np.asarray(nib.Nifti1Image.from_bytes(gzip.decompress(body)).dataobj)
@@ -201,9 +207,15 @@ def test_selection_cases_are_listed_with_their_dice_and_predictions(review_run, 
     split["selection"] = [chosen]
     (run / "split.json").write_text(json.dumps(split))
     phase = json.loads((run / "summary.json").read_text())["model"]
-    (run / phase / "selection_summary.json").write_text(json.dumps(
-        {"mean": {}, "n_cases": 1, "per_case": [{"case": chosen, "WT": {"dice": 0.5}, "TC": {"dice": 0.25},
-                                                 "ET": {"dice": 0.125}}]}))
+    (run / phase / "selection_summary.json").write_text(
+        json.dumps(
+            {
+                "mean": {},
+                "n_cases": 1,
+                "per_case": [{"case": chosen, "WT": {"dice": 0.5}, "TC": {"dice": 0.25}, "ET": {"dice": 0.125}}],
+            }
+        )
+    )
     catalogue = ReviewCatalogue(run)
     assert catalogue.sets[chosen] == SELECTION
     row = next(r for r in catalogue.rows() if r["case"] == chosen)

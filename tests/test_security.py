@@ -32,8 +32,6 @@ class CreatesAFile:
         return (open, (self.sentinel, "w"))
 
 
-
-
 @pytest.fixture
 def trained_run(tmp_path) -> Path:
     """A run folder as `brats-ssl train` leaves it (untrained weights: predict only needs a model)."""
@@ -41,6 +39,7 @@ def trained_run(tmp_path) -> Path:
 
 
 # --- checkpoints -------------------------------------------------------------------------------
+
 
 def test_predict_refuses_a_checkpoint_holding_code(tmp_path, trained_run, capsys):
     sentinel = tmp_path / "code_ran"
@@ -72,8 +71,13 @@ def test_every_torch_load_in_the_package_is_weights_only():
     calls = []
     for path in SOURCE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
                 keywords = {k.arg: k.value for k in node.keywords}
                 safe = isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
                 calls.append((f"{path.name}:{node.lineno}", safe))
@@ -82,6 +86,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
 
 # --- YAML --------------------------------------------------------------------------------------
 
+
 def test_config_with_a_python_tag_is_refused_and_never_run(tmp_path, trained_run, capsys):
     sentinel = tmp_path / "code_ran"
     evil = f"!!python/object/apply:builtins.open ['{sentinel}', 'w']"
@@ -89,7 +94,8 @@ def test_config_with_a_python_tag_is_refused_and_never_run(tmp_path, trained_run
     config_file.write_text(f"seed: {evil}\n")
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     code, output = run_cli_output(
-        ["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"], capsys)
+        ["train", data, "-o", tmp_path / "new_run", "--config", config_file, "--preset", "tiny"], capsys
+    )
     assert code == 2 and "refused: the tag !!python/object/apply:builtins.open is not allowed" in output, output
     # the same inside a run folder's own config.yaml, read by predict
     run_config = trained_run / "config.yaml"
@@ -108,9 +114,29 @@ def test_yaml_is_only_read_with_the_safe_loader():
 
 # --- case ids and paths ------------------------------------------------------------------------
 
-HOSTILE_IDS = ["../../etc/passwd", "/etc/passwd", "..", ".", "", "a/b", "a\\b", "a\x00b", "..evil", ".hidden",
-               "a b", "a_b", "a?b", "$(touch pwned)", "name\nwith newline", "café", "BraTS_\udce9", "x" * 300,
-               "x" * 299 + "y", "CON", "BraTS2021_00001"]
+HOSTILE_IDS = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "..",
+    ".",
+    "",
+    "a/b",
+    "a\\b",
+    "a\x00b",
+    "..evil",
+    ".hidden",
+    "a b",
+    "a_b",
+    "a?b",
+    "$(touch pwned)",
+    "name\nwith newline",
+    "café",
+    "BraTS_\udce9",
+    "x" * 300,
+    "x" * 299 + "y",
+    "CON",
+    "BraTS2021_00001",
+]
 
 
 def test_safe_names_are_single_components_inside_the_folder_and_distinct(tmp_path):
@@ -194,6 +220,7 @@ def test_split_naming_paths_is_refused(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", n=3, shape=SHAPE)
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"labeled": ["../../etc", "BraTS2021_00000"], "unlabeled": [], "val": []}))
-    code, output = run_cli_output(["train", data, "-o", tmp_path / "run", "--split", split, "--method", "supervised",
-                            "--preset", "tiny"], capsys)
+    code, output = run_cli_output(
+        ["train", data, "-o", tmp_path / "run", "--split", split, "--method", "supervised", "--preset", "tiny"], capsys
+    )
     assert code == 2 and "../../etc" in output and "not found" in output and not (tmp_path / "run").exists()

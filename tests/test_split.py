@@ -13,8 +13,9 @@ from conftest import write_dataset
 @pytest.fixture
 def dataset(tmp_path):
     root = write_dataset(tmp_path / "d", "brats2021", n=18, unlabeled=4, shape=(12, 12, 10))
-    (root / "sites.csv").write_text("case,site\n" + "".join(
-        f"BraTS2021_{i:05d},{'AB'[i % 2] if i < 12 else 'C'}\n" for i in range(22)))
+    (root / "sites.csv").write_text(
+        "case,site\n" + "".join(f"BraTS2021_{i:05d},{'AB'[i % 2] if i < 12 else 'C'}\n" for i in range(22))
+    )
     return open_dataset(root)
 
 

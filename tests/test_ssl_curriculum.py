@@ -51,8 +51,12 @@ def test_ranking_orders_most_confident_first_and_assigns_stages():
 def _pseudo(labels, confs):
     labels = np.array(labels, np.uint8)
     probs = np.full((4,) + labels.shape, 0.01, np.float32)
-    return PseudoLabel(labels, confidence_codec.encode(np.array(confs, np.float32)),
-                       absent_bits(probs, 0.05), np.zeros(labels.shape, np.uint8))
+    return PseudoLabel(
+        labels,
+        confidence_codec.encode(np.array(confs, np.float32)),
+        absent_bits(probs, 0.05),
+        np.zeros(labels.shape, np.uint8),
+    )
 
 
 def test_refinement_rules():

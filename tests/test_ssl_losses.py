@@ -79,15 +79,17 @@ def test_dual_loss_mixes_supervised_learn_and_unlearn_terms():
         "absent": torch.full((2, 4, 4, 4), 0b0110, dtype=torch.uint8),  # NCR and ED ruled out everywhere
         "kind": torch.tensor([LABELED, PSEUDO]),
     }
-    loss_fn = DualLoss(output="dice_ce", tau=0.5, beta=0.5, unlearn="absent", weighted=True, lambda_max=1.0,
-                       rampup_steps=10)
+    loss_fn = DualLoss(
+        output="dice_ce", tau=0.5, beta=0.5, unlearn="absent", weighted=True, lambda_max=1.0, rampup_steps=10
+    )
     early, logs0 = loss_fn(model, batch, 0)
     late, logs9 = loss_fn(model, batch, 10)
     assert logs0["lambda"] == pytest.approx(math.exp(-5)) and logs9["lambda"] == pytest.approx(1.0)
     assert logs9["unlearn"] > 0.1 and logs9["learn"] > 0.1 and logs9["sup"] > 0.1  # every term is at work
     assert float(late.detach()) == pytest.approx(logs9["sup"] + logs9["learn"] + 0.5 * logs9["unlearn"], rel=1e-5)
     assert float(early.detach()) == pytest.approx(
-        logs0["sup"] + math.exp(-5) * (logs0["learn"] + 0.5 * logs0["unlearn"]), rel=1e-5)
+        logs0["sup"] + math.exp(-5) * (logs0["learn"] + 0.5 * logs0["unlearn"]), rel=1e-5
+    )
     assert 0 < logs9["confident"] < 1
     # the unlearn term is the negative learning of the ruled-out classes on the unconfident voxels
     with torch.no_grad():

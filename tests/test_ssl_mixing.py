@@ -32,10 +32,14 @@ def test_box_mask_has_the_asked_size_and_copy_paste_mixes_every_map_alike():
     mask = box_mask((12, 12, 9), 2 / 3, g)
     assert int(mask.sum()) == 8 * 8 * 6
     labeled = {"image": torch.ones(4, 12, 12, 9), "label": torch.full((12, 12, 9), 2), "origin": torch.ones(12, 12, 9)}
-    unlabeled = {"image": torch.zeros(4, 12, 12, 9), "label": torch.full((12, 12, 9), 3),
-                 "origin": torch.zeros(12, 12, 9)}
-    into_labeled, into_unlabeled = bidirectional(labeled, unlabeled, ratio=2 / 3,
-                                                 generator=torch.Generator().manual_seed(1))
+    unlabeled = {
+        "image": torch.zeros(4, 12, 12, 9),
+        "label": torch.full((12, 12, 9), 3),
+        "origin": torch.zeros(12, 12, 9),
+    }
+    into_labeled, into_unlabeled = bidirectional(
+        labeled, unlabeled, ratio=2 / 3, generator=torch.Generator().manual_seed(1)
+    )
     inside = box_mask((12, 12, 9), 2 / 3, torch.Generator().manual_seed(1))
     # a labeled patch with an unlabeled box, and the reverse; image, label and origin agree everywhere
     assert bool((into_labeled["label"][inside] == 3).all()) and bool((into_labeled["label"][~inside] == 2).all())
@@ -47,10 +51,9 @@ def test_box_mask_has_the_asked_size_and_copy_paste_mixes_every_map_alike():
 def test_hierarchical_loss_learns_where_before_which():
     # 4 voxels: confident background; confident tumour with a sure subclass (ET); confident tumour
     # but unsure subclass (NCR vs ED); unsure tumour
-    target = torch.tensor([[0.97, 0.01, 0.01, 0.01],
-                           [0.01, 0.02, 0.02, 0.95],
-                           [0.02, 0.49, 0.48, 0.01],
-                           [0.5, 0.2, 0.2, 0.1]]).T.reshape(1, 4, 4)
+    target = torch.tensor(
+        [[0.97, 0.01, 0.01, 0.01], [0.01, 0.02, 0.02, 0.95], [0.02, 0.49, 0.48, 0.01], [0.5, 0.2, 0.2, 0.1]]
+    ).T.reshape(1, 4, 4)
     valid = torch.ones(1, 4, dtype=torch.bool)
     logits = torch.zeros(1, 4, 4, requires_grad=True)
     loss, shares = hierarchical_loss(torch.log_softmax(logits, 1), target, valid, tau=0.9, tau_subclass=0.8)

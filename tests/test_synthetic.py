@@ -44,6 +44,7 @@ def _sites_rows(root: Path) -> list[dict[str, str]]:
 
 # --- layout -------------------------------------------------------------------------------------
 
+
 def test_layout_is_brats2021_with_internal_labels(cohort):
     dataset = open_dataset(cohort)
     assert dataset.convention.name == "brats2021"
@@ -69,8 +70,18 @@ def test_sites_csv_has_one_row_per_case_with_acquisition(cohort):
     dataset = open_dataset(cohort)
     rows = _sites_rows(cohort)
     assert sorted(r["case"] for r in rows) == sorted(c.case_id for c in dataset.cases)
-    for column in ("site", "grade", "labeled", "scale_t1", "scale_flair", "offset", "gamma", "bias_strength",
-                   "noise_sigma", "blur_sigma"):
+    for column in (
+        "site",
+        "grade",
+        "labeled",
+        "scale_t1",
+        "scale_flair",
+        "offset",
+        "gamma",
+        "bias_strength",
+        "noise_sigma",
+        "blur_sigma",
+    ):
         assert column in rows[0]
     assert dataset.sites == {r["case"]: r["site"] for r in rows}
     assert all(r["case"].startswith(f"Synth_{r['site']}_") for r in rows)
@@ -106,6 +117,7 @@ def test_files_hold_the_simulated_case_and_zero_background(cohort):
 
 # --- determinism --------------------------------------------------------------------------------
 
+
 def test_same_seed_same_arrays_other_seed_differs(tmp_path, cohort):
     again = tmp_path / "again"
     write_cohort(again, cases=5, shape=SHAPE, sites=3, seed=7, unlabeled=2)
@@ -131,15 +143,24 @@ def test_rewriting_into_the_same_folder_is_allowed_but_strays_are_refused(tmp_pa
         write_cohort(root, cases=1, shape=SHAPE, seed=5)  # would leave a stale case behind
 
 
-@pytest.mark.parametrize("kwargs", [dict(cases=0), dict(cases=2, sites=0), dict(cases=2, seed=-1),
-                                    dict(cases=2, unlabeled=-1), dict(cases=2, shape=(8, 48, 32)),
-                                    dict(cases=2, spacing=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(cases=0),
+        dict(cases=2, sites=0),
+        dict(cases=2, seed=-1),
+        dict(cases=2, unlabeled=-1),
+        dict(cases=2, shape=(8, 48, 32)),
+        dict(cases=2, spacing=0.0),
+    ],
+)
 def test_bad_arguments_are_bad_input(tmp_path, kwargs):
     with pytest.raises(BadInputError, match="synthetic cohort"):
         write_cohort(tmp_path / "x", **{"shape": SHAPE, **kwargs})
 
 
 # --- cohort composition -------------------------------------------------------------------------
+
 
 def test_sites_cover_all_unevenly_and_lgg_fraction():
     specs = plan_cohort(cases=40, sites=3, seed=0)
@@ -169,6 +190,7 @@ def test_site_heterogeneity_is_real(seed):
 
 
 # --- contrast -----------------------------------------------------------------------------------
+
 
 def _mean(case, modality: int, mask: np.ndarray) -> float:
     assert np.count_nonzero(mask) > 5
@@ -231,6 +253,7 @@ def test_tumour_lies_in_one_hemisphere_mostly_off_the_ventricles(simulated):
 
 # --- fields and speed ---------------------------------------------------------------------------
 
+
 def test_smooth_field_is_a_cubic_zoom_of_the_coarse_grid():
     """The axis-by-axis upsampling equals scipy.ndimage.zoom of the same coarse noise."""
     shape, grid = (20, 16, 12), (5, 4, 3)
@@ -249,8 +272,25 @@ def test_cli_synth_writes_cohort_and_montage(tmp_path):
     from brats_ssl.cli import app
 
     out, png = tmp_path / "c", tmp_path / "m.png"
-    result = CliRunner().invoke(app, ["synth", str(out), "--cases", "2", "--shape", "48", "48", "32",
-                                      "--sites", "2", "--seed", "3", "--montage", str(png)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "synth",
+            str(out),
+            "--cases",
+            "2",
+            "--shape",
+            "48",
+            "48",
+            "32",
+            "--sites",
+            "2",
+            "--seed",
+            "3",
+            "--montage",
+            str(png),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(open_dataset(out)) == 2
     assert png.stat().st_size > 1000

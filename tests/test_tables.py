@@ -49,8 +49,13 @@ def test_summary_table_single_and_named():
 
 def ours(model: str) -> dict:
     final = {"teacher": 0.811, "stage_1": 0.891, "stage_2": 0.791}[model]
-    return {**scores(final), "model": model, "teacher": scores(0.811), "student": scores(0.791),
-            "stages": [{"stage": 1}, {"stage": 2}]}
+    return {
+        **scores(final),
+        "model": model,
+        "teacher": scores(0.811),
+        "student": scores(0.791),
+        "stages": [{"stage": 1}, {"stage": 2}],
+    }
 
 
 def test_final_stage_1_is_shown_against_the_teacher_and_the_last_stage_is_named_as_not_selected():

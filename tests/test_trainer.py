@@ -35,12 +35,28 @@ def _trainer(out_dir, steps, *, item, val=None, seed=0, lr=3e-3):
     config.train.augment = False
     torch.manual_seed(seed)
     model = build_model(config)
-    builder = BatchBuilder([Pool([item], 2, LABELED)], patch_size=(32, 32, 32),
-                           foreground_fraction=0.5, augment=False, seed=seed, stream="t")
-    return Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"),
-                   batches=lambda a, b: batch_loader(builder, a, b, 0), out_dir=out_dir, steps=steps,
-                   config=config.train, device=torch.device("cpu"), seed=seed, validator=val,
-                   score=mean_region_dice, fingerprint=model_fingerprint(config), checkpoint_every=3)
+    builder = BatchBuilder(
+        [Pool([item], 2, LABELED)],
+        patch_size=(32, 32, 32),
+        foreground_fraction=0.5,
+        augment=False,
+        seed=seed,
+        stream="t",
+    )
+    return Trainer(
+        model=model,
+        loss_fn=supervised_loss_fn("dice_ce"),
+        batches=lambda a, b: batch_loader(builder, a, b, 0),
+        out_dir=out_dir,
+        steps=steps,
+        config=config.train,
+        device=torch.device("cpu"),
+        seed=seed,
+        validator=val,
+        score=mean_region_dice,
+        fingerprint=model_fingerprint(config),
+        checkpoint_every=3,
+    )
 
 
 def test_tiny_model_overfits_one_case(tmp_path):
@@ -127,7 +143,10 @@ def test_fingerprints_of_existing_runs_stay_valid_when_model_fields_are_added():
     # Fingerprints of the presets as written by runs before model.mc_scope existed: a new field at
     # its backward-compatible default must not orphan those checkpoints.
     assert [model_fingerprint(preset(name)) for name in ("tiny", "cpu", "gpu")] == [
-        "9ab4012c66ffe879", "ce9688baf5fc4fe9", "bb6fd0d47bd1379b"]
+        "9ab4012c66ffe879",
+        "ce9688baf5fc4fe9",
+        "bb6fd0d47bd1379b",
+    ]
     config = preset("cpu")
     config.model.mc_scope = "head"  # a different network: a different fingerprint
     assert model_fingerprint(config) != "ce9688baf5fc4fe9"
@@ -148,11 +167,19 @@ def test_optimizer_schedule_and_checkpoint_interval_come_from_the_settings(tmp_p
     item = _item()
     assert _trainer(tmp_path / "a", 2, item=item).checkpoint_every == 3  # the argument wins
     config.train.checkpoint_every = 7
-    builder = BatchBuilder([Pool([item], 2, LABELED)], patch_size=(32, 32, 32), foreground_fraction=0.5,
-                           augment=False, seed=0, stream="t")
-    trainer = Trainer(model=model, loss_fn=supervised_loss_fn("dice_ce"), out_dir=tmp_path / "b", steps=2,
-                      batches=lambda a, b: batch_loader(builder, a, b, 0), config=config.train,
-                      device=torch.device("cpu"), seed=0)
+    builder = BatchBuilder(
+        [Pool([item], 2, LABELED)], patch_size=(32, 32, 32), foreground_fraction=0.5, augment=False, seed=0, stream="t"
+    )
+    trainer = Trainer(
+        model=model,
+        loss_fn=supervised_loss_fn("dice_ce"),
+        out_dir=tmp_path / "b",
+        steps=2,
+        batches=lambda a, b: batch_loader(builder, a, b, 0),
+        config=config.train,
+        device=torch.device("cpu"),
+        seed=0,
+    )
     assert trainer.checkpoint_every == 7
 
 

@@ -52,8 +52,24 @@ def test_train_with_an_unlabeled_folder_and_resume(folders, tmp_path):
     split = tmp_path / "split.json"
     split.write_text(json.dumps(make_split(open_dataset(main), labeled=0.5, val=0.2, seed=0)))
     run = tmp_path / "run"
-    args = ["train", str(main), "-o", str(run), "--split", str(split), "--method", "self-training", "--preset",
-            "tiny", "--steps", "2", "--set", "ssl.stages=1", "--unlabeled", str(hospital)]
+    args = [
+        "train",
+        str(main),
+        "-o",
+        str(run),
+        "--split",
+        str(split),
+        "--method",
+        "self-training",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--set",
+        "ssl.stages=1",
+        "--unlabeled",
+        str(hospital),
+    ]
     for _ in range(2):  # the second is a resume of the finished run
         with pytest.raises(SystemExit) as stop:
             cli(args)

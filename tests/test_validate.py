@@ -27,8 +27,6 @@ def case_file(root: Path, suffix: str, case: str = CASE) -> Path:
     return root / case / f"{case}_{suffix}.nii.gz"
 
 
-
-
 def report_for(root: Path, case_id: str = CASE) -> CaseReport:
     dataset = open_dataset(root)
     reports = {r.case_id: r for r in validate_dataset(dataset, progress=False)}
@@ -92,11 +90,14 @@ def test_gzip_missing_only_its_trailer_is_caught(data):
     assert_one_problem(report_for(data), path, "truncated")
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"this is not an image" * 50, ("not a gzip file",)),
-    (gzip.compress(b"\x00garbage" * 100), ("not a readable NIfTI image",)),
-    (b"", ("empty file",)),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"this is not an image" * 50, ("not a gzip file",)),
+        (gzip.compress(b"\x00garbage" * 100), ("not a readable NIfTI image",)),
+        (b"", ("empty file",)),
+    ],
+)
 def test_garbage_file(data, content, words):
     path = case_file(data, "flair")
     path.write_bytes(content)
@@ -270,6 +271,7 @@ def test_each_problem_of_a_case_is_reported(data):
 
 # --- require_valid ------------------------------------------------------------------------------
 
+
 def test_require_valid_passes_clean_cases(data):
     require_valid(open_dataset(data).cases)
 
@@ -314,6 +316,7 @@ def test_require_valid_rejects_duplicate_ids(data):
 
 # --- the summary cache --------------------------------------------------------------------------
 
+
 def test_cache_skips_unchanged_files_and_rereads_changed_ones(data, tmp_path, monkeypatch):
     monkeypatch.setenv("BRATS_SSL_CACHE", str(tmp_path / "cache"))
     reads: list[Path] = []
@@ -348,6 +351,7 @@ def test_damaged_cache_entry_is_recomputed(data, tmp_path, monkeypatch):
 
 
 # --- real data ----------------------------------------------------------------------------------
+
 
 def test_real_cases_are_usable(tmp_path):
     root = real_data_or_skip()

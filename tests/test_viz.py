@@ -107,8 +107,10 @@ def test_overlay_panel_size_and_no_pyplot_figures(tmp_path):
     before = plt.get_fignums()
     image = np.random.default_rng(1).random((30, 20)).astype(np.float32)
     labels = (image > 0.8).astype(np.uint8) * 3
-    rows = [("teacher", [Cell(image, "image"), Cell(image, "gt", labels=labels), Cell(image, "u", heat=image)]),
-            ("student", [Cell(image, "image")])]
+    rows = [
+        ("teacher", [Cell(image, "image"), Cell(image, "gt", labels=labels), Cell(image, "u", heat=image)]),
+        ("student", [Cell(image, "image")]),
+    ]
     out = overlay_panel(rows, tmp_path / "panel.png", title="report", cell_px=50)
     assert out == tmp_path / "panel.png"
     assert _png_shape(out) == (TITLE_PX + 2 * (50 + ROW_CAPTION_PX) + LEGEND_PX, 3 * 50)
@@ -155,9 +157,16 @@ def test_viz_does_not_switch_the_matplotlib_backend():
     import subprocess
     import sys
 
-    code = ("import matplotlib, numpy as np, tempfile, pathlib; from brats_ssl import viz; "
-            "viz.overlay_panel([('a', [viz.Cell(np.ones((4, 4)))])], pathlib.Path(tempfile.mkdtemp()) / 'a.png'); "
-            "print(matplotlib.get_backend())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "MPLBACKEND": "svg"})
+    code = (
+        "import matplotlib, numpy as np, tempfile, pathlib; from brats_ssl import viz; "
+        "viz.overlay_panel([('a', [viz.Cell(np.ones((4, 4)))])], pathlib.Path(tempfile.mkdtemp()) / 'a.png'); "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MPLBACKEND": "svg"},
+    )
     assert result.stdout.strip() == "svg"

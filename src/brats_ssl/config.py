@@ -144,8 +144,16 @@ def preset(name: str) -> Config:
             preset="tiny",
             data=DataConfig(target_spacing=None, crop_margin=2),
             model=ModelConfig(features=[8, 16, 32], dropout=0.1, transformer_heads=2),
-            train=TrainConfig(steps=20, batch_size=2, patch_size=[32, 32, 32], lr=3e-3,
-                              warmup_steps=2, val_every=10, log_every=5, num_workers=0),
+            train=TrainConfig(
+                steps=20,
+                batch_size=2,
+                patch_size=[32, 32, 32],
+                lr=3e-3,
+                warmup_steps=2,
+                val_every=10,
+                log_every=5,
+                num_workers=0,
+            ),
             inference=InferenceConfig(overlap=0.25, sw_batch_size=2, mc_samples=4),
             ssl=SSLConfig(stages=2, stage_steps=10),
         )
@@ -167,10 +175,10 @@ def preset(name: str) -> Config:
         return Config(
             preset="gpu",
             data=DataConfig(target_spacing=[1.0, 1.0, 1.0]),
-            model=ModelConfig(features=[32, 64, 128, 256, 320], dropout=0.1, transformer_layers=2,
-                              transformer_heads=8),
-            train=TrainConfig(steps=50000, batch_size=2, patch_size=[128, 128, 128], lr=1e-3,
-                              val_every=1000, num_workers=4),
+            model=ModelConfig(features=[32, 64, 128, 256, 320], dropout=0.1, transformer_layers=2, transformer_heads=8),
+            train=TrainConfig(
+                steps=50000, batch_size=2, patch_size=[128, 128, 128], lr=1e-3, val_every=1000, num_workers=4
+            ),
             inference=InferenceConfig(overlap=0.5, sw_batch_size=4, mc_samples=8),
             ssl=SSLConfig(stages=4, stage_steps=10000),
         )
@@ -252,11 +260,15 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
 
 # Settings added after run folders already existed, with the value that reproduces those runs:
 # a run's saved config.yaml that does not name one gets this value, not today's default.
-LEGACY_VALUES: dict[tuple[str, str], Any] = {("ssl", "student_schedule"): "restart",
-                                              ("ssl", "uamt_shared_encoder"): False,
-                                              ("ssl", "agree_confidence"): "max",
-                                              ("ssl", "online_weight"): 0.0, ("ssl", "strong_views"): False,
-                                              ("ssl", "copy_paste"): False, ("ssl", "hierarchical"): False}
+LEGACY_VALUES: dict[tuple[str, str], Any] = {
+    ("ssl", "student_schedule"): "restart",
+    ("ssl", "uamt_shared_encoder"): False,
+    ("ssl", "agree_confidence"): "max",
+    ("ssl", "online_weight"): 0.0,
+    ("ssl", "strong_views"): False,
+    ("ssl", "copy_paste"): False,
+    ("ssl", "hierarchical"): False,
+}
 
 
 def load(path: str | Path, base: Config | None = None, *, saved_run: bool = False) -> Config:
@@ -270,13 +282,15 @@ def load(path: str | Path, base: Config | None = None, *, saved_run: bool = Fals
         # safe_load builds plain data only: a !!python/... tag (code) is refused, never run
         tag = re.search(r"tag '([^']+)'", str(error))
         what = f"the tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')}" if tag else "a tag"
-        raise BadInputError(f"file {path}: refused: {what} is not allowed; a config holds plain settings "
-                            "only (numbers, text, lists)") from error
+        raise BadInputError(
+            f"file {path}: refused: {what} is not allowed; a config holds plain settings only (numbers, text, lists)"
+        ) from error
     except yaml.YAMLError as error:
         raise BadInputError(f"file {path}: not valid YAML ({' '.join(str(error).split())})") from error
     if not isinstance(values, dict):
-        raise BadInputError(f"file {path}: expected a mapping of settings (section: {{field: value}}), "
-                            f"got {type(values).__name__}")
+        raise BadInputError(
+            f"file {path}: expected a mapping of settings (section: {{field: value}}), got {type(values).__name__}"
+        )
     if saved_run:
         for (section, key), value in LEGACY_VALUES.items():
             if isinstance(values.get(section), dict) and key not in values[section]:
@@ -324,8 +338,10 @@ def validate(config: Config) -> None:
         (config.method in METHODS, f"method: {config.method!r} is not one of {', '.join(METHODS)}"),
         (config.train.steps >= 1, "train.steps: must be at least 1"),
         (config.train.batch_size >= 1, "train.batch_size: must be at least 1"),
-        (len(config.train.patch_size) == 3 and all(p >= 8 for p in config.train.patch_size),
-         "train.patch_size: three sizes of at least 8 voxels"),
+        (
+            len(config.train.patch_size) == 3 and all(p >= 8 for p in config.train.patch_size),
+            "train.patch_size: three sizes of at least 8 voxels",
+        ),
         (config.train.lr > 0, "train.lr: must be positive"),
         (config.train.optimizer in ("adamw", "sgd"), "train.optimizer: adamw or sgd"),
         (config.train.schedule in ("poly", "cosine"), "train.schedule: poly or cosine"),
@@ -336,15 +352,22 @@ def validate(config: Config) -> None:
         (config.train.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1"),
         (0 <= config.train.sgd_momentum < 1, "train.sgd_momentum: in [0, 1)"),
         (config.train.poly_exponent > 0, "train.poly_exponent: must be positive"),
-        (config.model.spatial_dims == 3, "model.spatial_dims: only 3 is supported (training, inference and the "
-         "data pipeline work on 3-D volumes; there is no 2-D slice mode)"),
-        (len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
-         "model.features: at least two positive widths"),
+        (
+            config.model.spatial_dims == 3,
+            "model.spatial_dims: only 3 is supported (training, inference and the "
+            "data pipeline work on 3-D volumes; there is no 2-D slice mode)",
+        ),
+        (
+            len(config.model.features) >= 2 and all(f > 0 for f in config.model.features),
+            "model.features: at least two positive widths",
+        ),
         (0 <= config.model.dropout < 1, "model.dropout: in [0, 1)"),
         (config.model.mc_scope in ("decoder", "head"), "model.mc_scope: decoder or head"),
-        (config.data.target_spacing is None
-         or (len(config.data.target_spacing) == 3 and all(s > 0 for s in config.data.target_spacing)),
-         "data.target_spacing: three positive spacings in mm, or null"),
+        (
+            config.data.target_spacing is None
+            or (len(config.data.target_spacing) == 3 and all(s > 0 for s in config.data.target_spacing)),
+            "data.target_spacing: three positive spacings in mm, or null",
+        ),
         (0 <= config.inference.overlap < 1, "inference.overlap: in [0, 1)"),
         (config.inference.mc_samples >= 1, "inference.mc_samples: at least 1"),
         (config.ssl.stages >= 1, "ssl.stages: at least 1"),
@@ -357,9 +380,10 @@ def validate(config: Config) -> None:
         (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
         (0 < config.ssl.copy_paste_ratio < 1, "ssl.copy_paste_ratio: in (0, 1)"),
         (0 < config.ssl.tau_subclass <= 1, "ssl.tau_subclass: in (0, 1]"),
-
-        (config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
-         "ssl.pseudo_fraction: in [0, 1), or null"),
+        (
+            config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
+            "ssl.pseudo_fraction: in [0, 1), or null",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -20,9 +20,16 @@ DEMO_SPACING = 3.0
 DEMO_SITES = 3
 # Settings on top of the tiny preset: enough steps for the teacher to find the tumour.
 DEMO_OVERRIDES = [
-    "train.steps=300", "train.val_every=100", "train.patch_size=[48,48,32]", "train.lr=0.003",
-    "model.features=[8,16,32,64]", "ssl.stages=2", "ssl.stage_steps=150", "inference.mc_samples=4",
-    "ssl.tau_start=0.85", "ssl.tau_end=0.7",
+    "train.steps=300",
+    "train.val_every=100",
+    "train.patch_size=[48,48,32]",
+    "train.lr=0.003",
+    "model.features=[8,16,32,64]",
+    "ssl.stages=2",
+    "ssl.stage_steps=150",
+    "inference.mc_samples=4",
+    "ssl.tau_start=0.85",
+    "ssl.tau_end=0.7",
 ]
 
 
@@ -53,9 +60,21 @@ def run_demo(out: Path, *, cases: int = 40, seed: int = 0, console=None) -> Demo
         split = make_split(dataset, labeled=0.1, val=0.2, seed=seed, min_labeled=3, unlabeled_sites=sites[-1:])
         save_split(split, split_path)
     if console is not None:
-        console.print(f"demo: {len(dataset)} synthetic cases from {len(sites)} sites in {data}; "
-                      f"labeled cases come from {', '.join(sites[:-1])} only")
-    summary = run_training(TrainRequest(data=data, run_dir=run, split_file=split_path, method="ours",
-                                        preset="tiny", seed=seed, overrides=list(DEMO_OVERRIDES)), console=console)
+        console.print(
+            f"demo: {len(dataset)} synthetic cases from {len(sites)} sites in {data}; "
+            f"labeled cases come from {', '.join(sites[:-1])} only"
+        )
+    summary = run_training(
+        TrainRequest(
+            data=data,
+            run_dir=run,
+            split_file=split_path,
+            method="ours",
+            preset="tiny",
+            seed=seed,
+            overrides=list(DEMO_OVERRIDES),
+        ),
+        console=console,
+    )
     report = write_report(run, console=console)
     return DemoResult(summary=summary, report=report, seconds=time.perf_counter() - started)

@@ -35,9 +35,11 @@ from brats_ssl.metrics import EVALUATED
 from brats_ssl.records import Split, Summary
 
 REGION_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
-RESULT_COLUMNS = ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds",
-                  "note"] + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")] + [
-    f"teacher_{r}_dice" for r in REGIONS]
+RESULT_COLUMNS = (
+    ["method", "fraction", "seed", "fold", "n_labeled", "n_unlabeled", "n_selection", "run", "seconds", "note"]
+    + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")]
+    + [f"teacher_{r}_dice" for r in REGIONS]
+)
 
 
 def run_name(method: str, fraction: float, seed: int, fold: int, folds: int) -> str:
@@ -62,12 +64,29 @@ def reuse_teacher(supervised_dir: Path, run_dir: Path) -> bool:
     return True
 
 
-def _row(method: str, fraction: float, seed: int, fold: int, split: Split, run_dir: Path, seconds: float,
-         summary: Summary, note: str = "") -> dict:
+def _row(
+    method: str,
+    fraction: float,
+    seed: int,
+    fold: int,
+    split: Split,
+    run_dir: Path,
+    seconds: float,
+    summary: Summary,
+    note: str = "",
+) -> dict:
     row: dict[str, Any] = {
-        "method": method, "fraction": fraction, "seed": seed, "fold": fold, "n_labeled": len(split["labeled"]),
-        "n_unlabeled": len(split["unlabeled"]), "n_selection": len(split.get("selection", [])),
-        "run": str(run_dir), "seconds": round(seconds, 1), "note": note}
+        "method": method,
+        "fraction": fraction,
+        "seed": seed,
+        "fold": fold,
+        "n_labeled": len(split["labeled"]),
+        "n_unlabeled": len(split["unlabeled"]),
+        "n_selection": len(split.get("selection", [])),
+        "run": str(run_dir),
+        "seconds": round(seconds, 1),
+        "note": note,
+    }
     mean = summary.get("mean", {})
     for region in REGION_KEYS:
         scores: Mapping[str, Any] = mean.get(region) or {}
@@ -82,8 +101,9 @@ def _row(method: str, fraction: float, seed: int, fold: int, split: Split, run_d
     return row
 
 
-def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int,
-           made: dict[float, Split]) -> tuple[Path, Split]:
+def _split(
+    out: Path, dataset, fraction: float, seed: int, fold: int, folds: int, made: dict[float, Split]
+) -> tuple[Path, Split]:
     """The split file of a run: the saved one when the sweep made it before (a resumed sweep keeps
     its splits), else the one made now."""
     path = out / "splits" / split_name(fraction, seed, fold, folds)
@@ -94,10 +114,23 @@ def _split(out: Path, dataset, fraction: float, seed: int, fold: int, folds: int
 
 
 @folder_lock.locks("out")
-def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: list[str], seeds: list[int],
-                   val: float, preset: str, steps: int | None, overrides: list[str], folds: int = 1,
-                   selection: int = 2, references: list[str] | None = None, unlabeled: list[Path] | None = None,
-                   console=None) -> Path:
+def run_experiment(
+    data: Path,
+    out: Path,
+    *,
+    fractions: list[float],
+    methods: list[str],
+    seeds: list[int],
+    val: float,
+    preset: str,
+    steps: int | None,
+    overrides: list[str],
+    folds: int = 1,
+    selection: int = 2,
+    references: list[str] | None = None,
+    unlabeled: list[Path] | None = None,
+    console=None,
+) -> Path:
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.ssl.registry import METHODS
 
@@ -112,25 +145,38 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
     dataset = add_unlabeled(open_dataset(data), list(unlabeled or []))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(out / EXPERIMENT_JSON, {
-        "data": str(Path(data).resolve()), "fractions": fractions, "methods": methods, "seeds": seeds,
-        "folds": folds, "selection": selection, "references": references,
-        "unlabeled": [str(r) for r in dataset.unlabeled_roots],
-        "val": val, "preset": preset, "steps": steps, "overrides": overrides,
-        "torch_threads": thread_counts(out),
-    })
+    atomic.write_json(
+        out / EXPERIMENT_JSON,
+        {
+            "data": str(Path(data).resolve()),
+            "fractions": fractions,
+            "methods": methods,
+            "seeds": seeds,
+            "folds": folds,
+            "selection": selection,
+            "references": references,
+            "unlabeled": [str(r) for r in dataset.unlabeled_roots],
+            "val": val,
+            "preset": preset,
+            "steps": steps,
+            "overrides": overrides,
+            "torch_threads": thread_counts(out),
+        },
+    )
     rows = []
     for seed in seeds:
         for fold in range(folds):
-            made = fold_splits(dataset, fold=fold, folds=folds, fractions=sorted(fractions), seed=seed, val=val,
-                               selection=selection)
+            made = fold_splits(
+                dataset, fold=fold, folds=folds, fractions=sorted(fractions), seed=seed, val=val, selection=selection
+            )
             for fraction in sorted(fractions):
                 split_path, split = _split(out, dataset, fraction, seed, fold, folds, made)
                 supervised_dir = out / RUNS / run_name("supervised", fraction, seed, fold, folds)
                 for method in sorted(methods, key=lambda m: m != "supervised"):
                     no_unlabeled = method != "supervised" and not split["unlabeled"]
-                    run_dir = (supervised_dir if no_unlabeled
-                               else out / RUNS / run_name(method, fraction, seed, fold, folds))
+                    run_dir = (
+                        supervised_dir if no_unlabeled else out / RUNS / run_name(method, fraction, seed, fold, folds)
+                    )
                     run_method = "supervised" if no_unlabeled else method
                     if console is not None:
                         where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
@@ -138,10 +184,20 @@ def run_experiment(data: Path, out: Path, *, fractions: list[float], methods: li
                     if METHODS[method].starts_from_teacher and not no_unlabeled and "supervised" in methods:
                         reuse_teacher(supervised_dir, run_dir)
                     start = time.perf_counter()
-                    summary = run_training(TrainRequest(
-                        data=Path(data), run_dir=run_dir, split_file=split_path, method=run_method, preset=preset,
-                        steps=steps, seed=seed, overrides=list(overrides), unlabeled=list(unlabeled or []),
-                    ), console=console)
+                    summary = run_training(
+                        TrainRequest(
+                            data=Path(data),
+                            run_dir=run_dir,
+                            split_file=split_path,
+                            method=run_method,
+                            preset=preset,
+                            steps=steps,
+                            seed=seed,
+                            overrides=list(overrides),
+                            unlabeled=list(unlabeled or []),
+                        ),
+                        console=console,
+                    )
                     seconds = run_seconds(run_dir) or (time.perf_counter() - start)
                     note = "no unlabeled cases: same as supervised" if no_unlabeled else ""
                     rows.append(_row(method, fraction, seed, fold, split, run_dir, seconds, summary or {}, note))

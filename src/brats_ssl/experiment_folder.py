@@ -40,8 +40,11 @@ def read_results(folder: str | Path) -> list[dict]:
 def _phase_seconds(run_dir: Path, *, reused_only: bool = False) -> float:
     """Sum of the finished phases' training time (done.json, summed over resumed processes);
     ``reused_only``: just the phases copied from another run."""
-    return sum(float(json.loads(done.read_text()).get("seconds", 0.0)) for done in Path(run_dir).glob("*/done.json")
-               if not reused_only or (done.parent / REUSED_MARKER).is_file())
+    return sum(
+        float(json.loads(done.read_text()).get("seconds", 0.0))
+        for done in Path(run_dir).glob("*/done.json")
+        if not reused_only or (done.parent / REUSED_MARKER).is_file()
+    )
 
 
 def run_seconds(run_dir: str | Path) -> float | None:
@@ -91,7 +94,8 @@ class ExperimentFolder:
         (the experiment was moved or copied)."""
         path = Path(recorded)
         for candidate in ([path] if path.is_absolute() else [Path.cwd() / path, self.path / path]) + [
-                self.path / RUNS / path.name]:
+            self.path / RUNS / path.name
+        ]:
             if (candidate / "config.yaml").is_file():
                 return candidate
         return self.path / RUNS / path.name

@@ -26,9 +26,13 @@ from brats_ssl.stats import Paired, mean_ci, paired
 
 DICE_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 METRICS = DICE_KEYS + ("mean",)
-PER_CASE_COLUMNS = (["method", "fraction", "seed", "fold", "case"] + list(DICE_KEYS)
-                    + [f"hd95_{k}" for k in DICE_KEYS] + [f"raw_{k}" for k in DICE_KEYS]
-                    + [f"raw_hd95_{k}" for k in DICE_KEYS])
+PER_CASE_COLUMNS = (
+    ["method", "fraction", "seed", "fold", "case"]
+    + list(DICE_KEYS)
+    + [f"hd95_{k}" for k in DICE_KEYS]
+    + [f"raw_{k}" for k in DICE_KEYS]
+    + [f"raw_hd95_{k}" for k in DICE_KEYS]
+)
 COMPARISON_COLUMNS = ["method", "reference", "fraction", "metric", "n", "mean_diff", "ci_low", "ci_high", "p_value"]
 DEFAULT_REFERENCES = ("supervised", "ours-control")
 
@@ -43,8 +47,13 @@ def case_rows(result: dict, summary: Summary) -> list[dict]:
     raw = {e["case"]: e for e in (summary.get("raw") or summary).get("per_case", [])}
     rows = []
     for entry in summary.get("per_case", []):
-        row = {"method": result["method"], "fraction": result["fraction"], "seed": result["seed"],
-               "fold": result.get("fold", 0), "case": entry["case"]}
+        row = {
+            "method": result["method"],
+            "fraction": result["fraction"],
+            "seed": result["seed"],
+            "fold": result.get("fold", 0),
+            "case": entry["case"],
+        }
         before = raw.get(entry["case"], entry)
         for key in DICE_KEYS:
             row[key] = _value(entry, key, "dice")
@@ -86,8 +95,9 @@ def per_case_means(rows: list[dict], metric: str, prefix: str = "") -> dict[tupl
     return {key: {case: sum(v) / len(v) for case, v in cases.items()} for key, cases in collected.items()}
 
 
-def compare(rows: list[dict], method: str, reference: str, fraction: float, metric: str, *,
-            seed: int = 0) -> Paired | None:
+def compare(
+    rows: list[dict], method: str, reference: str, fraction: float, metric: str, *, seed: int = 0
+) -> Paired | None:
     """Paired difference method − reference over the cases both ran (seeds averaged per case)."""
     means = per_case_means(rows, metric)
     a, b = means.get((method, fraction), {}), means.get((reference, fraction), {})
@@ -111,17 +121,29 @@ def comparison_rows(rows: list[dict], references: Iterable[str]) -> list[dict]:
                     result = compare(rows, method, reference, fraction, metric)
                     if result is None:
                         continue
-                    out.append({"method": method, "reference": reference, "fraction": fraction, "metric": metric,
-                                "n": result.n, "mean_diff": round(result.mean, 5), "ci_low": round(result.ci_low, 5),
-                                "ci_high": round(result.ci_high, 5), "p_value": round(result.p_value, 5)})
+                    out.append(
+                        {
+                            "method": method,
+                            "reference": reference,
+                            "fraction": fraction,
+                            "metric": metric,
+                            "n": result.n,
+                            "mean_diff": round(result.mean, 5),
+                            "ci_low": round(result.ci_low, 5),
+                            "ci_high": round(result.ci_high, 5),
+                            "p_value": round(result.p_value, 5),
+                        }
+                    )
     return out
 
 
-def method_means(rows: list[dict], metric: str,
-                 prefix: str = "") -> dict[tuple[str, float], tuple[float, float, float, int]]:
+def method_means(
+    rows: list[dict], metric: str, prefix: str = ""
+) -> dict[tuple[str, float], tuple[float, float, float, int]]:
     """(method, fraction) → (mean, CI low, CI high, cases) of the metric over cases (seeds averaged)."""
-    return {key: (*mean_ci(list(cases.values())), len(cases))
-            for key, cases in per_case_means(rows, metric, prefix).items()}
+    return {
+        key: (*mean_ci(list(cases.values())), len(cases)) for key, cases in per_case_means(rows, metric, prefix).items()
+    }
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:

@@ -38,8 +38,10 @@ def choose_postprocessing(ctx: RunContext, phase: str) -> Rule:
     if (ctx.run_dir / RULE_FILE).is_file():
         return load_rule(ctx.run_dir)
     kind = ctx.chooser_name
-    cases = [(_prediction(c, prediction_path(ctx.run_dir / phase, c.case_id, kind)), read_seg(c), _voxel_ml(ctx, c))
-             for c in ctx.chooser]
+    cases = [
+        (_prediction(c, prediction_path(ctx.run_dir / phase, c.case_id, kind)), read_seg(c), _voxel_ml(ctx, c))
+        for c in ctx.chooser
+    ]
     rule, candidates = choose_rule(cases)
     save_rule(ctx.run_dir, rule, chosen_on=[c.case_id for c in ctx.chooser], phase=phase, candidates=candidates)
     return rule
@@ -51,10 +53,12 @@ def postprocessed_summary(ctx: RunContext, phase: str, rule: Rule, raw: MetricSu
         return raw
     per_case = []
     for case in ctx.val:
-        pred = apply_rule(_prediction(case, prediction_path(ctx.run_dir / phase, case.case_id, "val")), rule,
-                          _voxel_ml(ctx, case))
-        per_case.append({"case": case.case_id,
-                         **case_metrics(pred, read_seg(case), spacing=ctx.preprocessed(case).meta.spacing)})
+        pred = apply_rule(
+            _prediction(case, prediction_path(ctx.run_dir / phase, case.case_id, "val")), rule, _voxel_ml(ctx, case)
+        )
+        per_case.append(
+            {"case": case.case_id, **case_metrics(pred, read_seg(case), spacing=ctx.preprocessed(case).meta.spacing)}
+        )
     return summarize(per_case)
 
 

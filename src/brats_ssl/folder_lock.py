@@ -79,8 +79,14 @@ class Holder:
     @classmethod
     def this_process(cls) -> "Holder":
         pid = os.getpid()
-        return cls(pid=pid, host=socket.gethostname(), boot_id=boot_id(), started=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-                   process_start=process_start(pid), command=" ".join(["brats-ssl", *sys.argv[1:]])[:300])
+        return cls(
+            pid=pid,
+            host=socket.gethostname(),
+            boot_id=boot_id(),
+            started=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            process_start=process_start(pid),
+            command=" ".join(["brats-ssl", *sys.argv[1:]])[:300],
+        )
 
     @classmethod
     def parse(cls, raw: bytes) -> "Holder | None":
@@ -205,8 +211,11 @@ class FolderLock:
             if previous is not None and previous.pid != os.getpid():
                 self.taken_over = previous
                 why = "the machine restarted since" if previous.rebooted() else "it ended without releasing it"
-                _print(self.console, f"folder {self.folder}: taking over the lock of {previous.describe()}; "
-                                     f"{why}. Its files are checked and resumed as after any interruption.")
+                _print(
+                    self.console,
+                    f"folder {self.folder}: taking over the lock of {previous.describe()}; "
+                    f"{why}. Its files are checked and resumed as after any interruption.",
+                )
             return
 
     def _flock(self, fd: int) -> bool:

@@ -151,8 +151,9 @@ class WindowPredictor:
 
 
 @torch.no_grad()
-def predict_volume(model: nn.Module, image: np.ndarray | torch.Tensor, options: InferenceOptions,
-                   device: torch.device) -> VolumePrediction:
+def predict_volume(
+    model: nn.Module, image: np.ndarray | torch.Tensor, options: InferenceOptions, device: torch.device
+) -> VolumePrediction:
     """Probabilities (and MC/TTA uncertainty) for one preprocessed (C, *S) volume."""
     tensor = torch.as_tensor(np.asarray(image, dtype=np.float32) if isinstance(image, np.ndarray) else image)
     tensor = tensor.float().unsqueeze(0).to(device)
@@ -162,8 +163,12 @@ def predict_volume(model: nn.Module, image: np.ndarray | torch.Tensor, options: 
     predictor = WindowPredictor(model, options, device)
     try:
         probs, expected_entropy = sliding_window_inference(
-            tensor, roi_size=options.patch_size, sw_batch_size=options.sw_batch_size, predictor=predictor,
-            overlap=options.overlap, mode="gaussian",
+            tensor,
+            roi_size=options.patch_size,
+            sw_batch_size=options.sw_batch_size,
+            predictor=predictor,
+            overlap=options.overlap,
+            mode="gaussian",
         )
     finally:
         enable_mc_dropout(model, False)

@@ -98,8 +98,10 @@ def _region_masks(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarra
     if box is None:
         return None
     pred_crop, gt_crop = pred_array[box], gt_array[box]
-    return (np.stack([np.isin(pred_crop, labels) for labels in EVALUATED.values()]),
-            np.stack([np.isin(gt_crop, labels) for labels in EVALUATED.values()]))
+    return (
+        np.stack([np.isin(pred_crop, labels) for labels in EVALUATED.values()]),
+        np.stack([np.isin(gt_crop, labels) for labels in EVALUATED.values()]),
+    )
 
 
 def mean_region_dice(dice: Mapping[str, float]) -> float:
@@ -129,8 +131,9 @@ def region_dice(pred: ArrayLike, gt: ArrayLike) -> dict[str, float]:
     return {name: float(dice[i]) for i, name in enumerate(EVALUATED)}
 
 
-def case_metrics(pred: ArrayLike, gt: ArrayLike,
-                 spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
+def case_metrics(
+    pred: ArrayLike, gt: ArrayLike, spacing: Sequence[float] = (1.0, 1.0, 1.0)
+) -> dict[str, dict[str, float]]:
     """Dice and HD95 (mm) of each region and label, from two internal label maps of one case.
 
     ``pred`` and ``gt`` are numpy arrays or CPU torch tensors of equal shape holding 0 background,
@@ -158,13 +161,18 @@ def case_metrics(pred: ArrayLike, gt: ArrayLike,
         with warnings.catch_warnings():
             # MONAI 1.5-1.6 passes its own deprecated argument internally; not the caller's concern.
             warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
-            hd95[both] = compute_hausdorff_distance(
-                pred_masks[:, channels], gt_masks[:, channels], include_background=True, percentile=95,
-                spacing=[float(s) for s in spacing],
-            )[0].double().numpy()
-    return {
-        name: {"dice": float(dice[i]), "hd95": float(hd95[i])} for i, name in enumerate(EVALUATED)
-    }
+            hd95[both] = (
+                compute_hausdorff_distance(
+                    pred_masks[:, channels],
+                    gt_masks[:, channels],
+                    include_background=True,
+                    percentile=95,
+                    spacing=[float(s) for s in spacing],
+                )[0]
+                .double()
+                .numpy()
+            )
+    return {name: {"dice": float(dice[i]), "hd95": float(hd95[i])} for i, name in enumerate(EVALUATED)}
 
 
 def _nan_mean(values: Iterable[Any]) -> float | None:
@@ -179,8 +187,10 @@ def summarize(per_case: list[CaseMetrics]) -> Summary:
     left out of a mean; a mean with no value at all is None (JSON null).
     """
     mean = {
-        name: cast(RegionMetrics, {metric: _nan_mean(entry.get(name, {}).get(metric) for entry in per_case)
-                                   for metric in METRICS})
+        name: cast(
+            RegionMetrics,
+            {metric: _nan_mean(entry.get(name, {}).get(metric) for entry in per_case) for metric in METRICS},
+        )
         for name in EVALUATED
     }
     return {"mean": mean, "n_cases": len(per_case), "per_case": list(per_case)}
@@ -215,11 +225,14 @@ def _load_pair(case: CaseRef, pred_path: Path) -> CasePair:
     gt_image = load_nifti(case.seg, case.case_id)
     pred_image = load_nifti(pred_path, case.case_id)
     if tuple(pred_image.shape) != tuple(gt_image.shape):
-        raise BadInputError(case_message(
-            case.case_id, pred_path,
-            f"prediction shape {tuple(pred_image.shape)} differs from ground truth {case.seg} "
-            f"shape {tuple(gt_image.shape)}",
-        ))
+        raise BadInputError(
+            case_message(
+                case.case_id,
+                pred_path,
+                f"prediction shape {tuple(pred_image.shape)} differs from ground truth {case.seg} "
+                f"shape {tuple(gt_image.shape)}",
+            )
+        )
     spacing = tuple(float(z) for z in gt_image.header.get_zooms()[:3])
     gt = read_seg(case)
     # The prediction is read exactly like a seg in the GT's convention, with errors naming its file.
@@ -258,12 +271,14 @@ def evaluate_folder(pred_dir: Path, gt_root: Path, out_json: Path, *, console=No
     missing = [case.case_id for case in labeled if pred_paths[case.case_id] is None]
     if missing:
         others = f"; {len(missing) - 1} more case(s) lack one: {', '.join(missing[1:6])}" if len(missing) > 1 else ""
-        raise BadInputError(case_message(
-            missing[0], pred_dir / f"{missing[0]}.nii.gz", f"prediction is missing{others}"))
+        raise BadInputError(
+            case_message(missing[0], pred_dir / f"{missing[0]}.nii.gz", f"prediction is missing{others}")
+        )
 
     known = set(pred_paths) | {safe_name(case_id) for case_id in pred_paths}
     unmatched = sorted(
-        p.name for p in pred_dir.iterdir()
+        p.name
+        for p in pred_dir.iterdir()
         if not p.name.startswith(".") and (stem := nifti_stem(p.name)) is not None and stem not in known
     )
     if unmatched:

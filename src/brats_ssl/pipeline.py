@@ -171,9 +171,18 @@ def prepare_run(request: TrainRequest, *, console=None, progress=None) -> RunCon
     if distributed.active():
         distributed.require_visible(request.run_dir / "split.json")
     return RunContext(
-        run_dir=request.run_dir, config=config, dataset=dataset, split=split, labeled=labeled,
-        unlabeled=unlabeled, val=val, selection=selection, device=device, console=console,
-        progress=progress, audit_labels=request.audit_labels,
+        run_dir=request.run_dir,
+        config=config,
+        dataset=dataset,
+        split=split,
+        labeled=labeled,
+        unlabeled=unlabeled,
+        val=val,
+        selection=selection,
+        device=device,
+        console=console,
+        progress=progress,
+        audit_labels=request.audit_labels,
     )
 
 
@@ -192,8 +201,9 @@ def run_method(ctx: RunContext) -> MethodResult:
     method = get_method(ctx.config.method)
     result = method.load_runner()(ctx)
     if not isinstance(result, MethodResult):
-        raise TypeError(f"method {method.name}: its runner {method.runner} returned {type(result).__name__}, "
-                        "not a MethodResult")
+        raise TypeError(
+            f"method {method.name}: its runner {method.runner} returned {type(result).__name__}, not a MethodResult"
+        )
     return result
 
 
@@ -207,8 +217,9 @@ def run_training(request: TrainRequest, *, console=None) -> Summary:
         if summary_path.exists() and (request.run_dir / "config.yaml").exists():
             resolve_config(request)  # still refuse a command that asks for other settings
             if console is not None:
-                console.print(f"{request.run_dir} is finished; nothing to do "
-                              "(delete summary.json to re-run the last step)")
+                console.print(
+                    f"{request.run_dir} is finished; nothing to do (delete summary.json to re-run the last step)"
+                )
             return json.loads(summary_path.read_text())
         progress = make_progress(console) if distributed.is_main() else None
         with progress if progress is not None else contextlib.nullcontext():

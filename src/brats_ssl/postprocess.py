@@ -31,8 +31,13 @@ from brats_ssl.metrics import mean_region_dice, region_dice
 
 RULE_FILE = "postprocessing.json"
 NCR, ET = 1, 3
-WT_CHOICES: tuple[tuple[str, float], ...] = (("largest", 0.0), ("min_ml", 0.1), ("min_ml", 0.5), ("min_ml", 2.0),
-                                             ("min_ml", 5.0))
+WT_CHOICES: tuple[tuple[str, float], ...] = (
+    ("largest", 0.0),
+    ("min_ml", 0.1),
+    ("min_ml", 0.5),
+    ("min_ml", 2.0),
+    ("min_ml", 5.0),
+)
 ET_CHOICES_ML: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)
 # 26-connectivity: diagonal neighbours belong to the same blob, as in nnU-Net's component removal.
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
@@ -118,10 +123,17 @@ def choose_rule(cases: Iterable[tuple[np.ndarray, np.ndarray, float]]) -> tuple[
 
 
 def save_rule(run_dir: Path, rule: Rule, *, chosen_on: list[str], phase: str, candidates: list[dict]) -> Path:
-    return atomic.write_json(Path(run_dir) / RULE_FILE, {
-        "rule": asdict(rule), "describe": rule.describe(), "phase": phase, "chosen_on": chosen_on,
-        "regions": list(REGIONS), "candidates": candidates,
-    })
+    return atomic.write_json(
+        Path(run_dir) / RULE_FILE,
+        {
+            "rule": asdict(rule),
+            "describe": rule.describe(),
+            "phase": phase,
+            "chosen_on": chosen_on,
+            "regions": list(REGIONS),
+            "candidates": candidates,
+        },
+    )
 
 
 def load_rule(run_dir: Path) -> Rule:

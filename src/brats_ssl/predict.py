@@ -41,8 +41,10 @@ RECORD = "predict.json"
 def final_phase(run: Path) -> str:
     summary = run / "summary.json"
     if not summary.exists():
-        raise BadInputError(f"folder {run}: the run has no summary.json yet (training unfinished); "
-                            "finish it with the same `brats-ssl train` command, or use --checkpoint teacher")
+        raise BadInputError(
+            f"folder {run}: the run has no summary.json yet (training unfinished); "
+            "finish it with the same `brats-ssl train` command, or use --checkpoint teacher"
+        )
     return json.loads(summary.read_text()).get("model", "teacher")
 
 
@@ -73,8 +75,9 @@ def case_outputs(out: Path, case_id: str, *, save_probabilities: bool, save_unce
     return [inside(out, f"{name}{suffix}.nii.gz") for suffix in suffixes]
 
 
-def missing_cases(out: Path, cases: list[CaseRef], settings: dict,
-                  outputs: Callable[[CaseRef], list[Path]]) -> list[str]:
+def missing_cases(
+    out: Path, cases: list[CaseRef], settings: dict, outputs: Callable[[CaseRef], list[Path]]
+) -> list[str]:
     """Ids of the cases to predict; ``out/predict.json`` is (re)written when the settings are new.
 
     A case is done when all its outputs exist and are newer than the record of the same settings, so
@@ -91,13 +94,22 @@ def missing_cases(out: Path, cases: list[CaseRef], settings: dict,
         if not same:
             atomic.write_json(record, settings)
         since = record.stat().st_mtime_ns
-        todo = [c.case_id for c in cases
-                if not all(p.is_file() and p.stat().st_mtime_ns >= since for p in outputs(c))]
+        todo = [c.case_id for c in cases if not all(p.is_file() and p.stat().st_mtime_ns >= since for p in outputs(c))]
     return distributed.broadcast_object(todo)
 
 
-def predict_case(model: nn.Module, config: config_lib.Config, case: CaseRef, out: Path, *, options: InferenceOptions,
-                 device: torch.device, save_probabilities: bool, save_uncertainty: bool, rule: Rule = IDENTITY) -> Path:
+def predict_case(
+    model: nn.Module,
+    config: config_lib.Config,
+    case: CaseRef,
+    out: Path,
+    *,
+    options: InferenceOptions,
+    device: torch.device,
+    save_probabilities: bool,
+    save_uncertainty: bool,
+    rule: Rule = IDENTITY,
+) -> Path:
     loaded = load_case(case, with_seg=False)
     pre = preprocess(loaded, PreprocessParams.from_config(config.data))
     prediction = predict_volume(model, pre.image, options, device)
@@ -109,14 +121,28 @@ def predict_case(model: nn.Module, config: config_lib.Config, case: CaseRef, out
         write_float_map(case, np.moveaxis(probabilities, 0, -1), inside(out, f"{name}_probabilities.nii.gz"))
     if save_uncertainty:
         write_float_map(case, restore_map(prediction.entropy.numpy(), pre.meta), inside(out, f"{name}_entropy.nii.gz"))
-        write_float_map(case, restore_map(prediction.mutual_information.numpy(), pre.meta),
-                        inside(out, f"{name}_mutual_information.nii.gz"))
+        write_float_map(
+            case,
+            restore_map(prediction.mutual_information.numpy(), pre.meta),
+            inside(out, f"{name}_mutual_information.nii.gz"),
+        )
     return target
 
 
-def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool = False,
-                   save_probabilities: bool = False, save_uncertainty: bool = False, checkpoint: str = "final",
-                   device: str = "auto", postprocess: bool = True, console=None) -> list[Path]:
+def predict_folder(
+    run: Path,
+    data: Path,
+    out: Path,
+    *,
+    mc: int = 1,
+    tta: bool = False,
+    save_probabilities: bool = False,
+    save_uncertainty: bool = False,
+    checkpoint: str = "final",
+    device: str = "auto",
+    postprocess: bool = True,
+    console=None,
+) -> list[Path]:
     """``postprocess``: apply the run's post-processing rule (chosen for its final model, so only
     with ``checkpoint="final"``)."""
     from brats_ssl.data.validate import require_valid
@@ -130,24 +156,42 @@ def predict_folder(run: Path, data: Path, out: Path, *, mc: int = 1, tta: bool =
         options = InferenceOptions.from_config(config, mc_samples=mc, tta=tta)
         weights = checkpoint_path(run, checkpoint).resolve()
         rule = load_rule(run) if postprocess and checkpoint == "final" else IDENTITY
-        settings = {"run": str(run.resolve()), "checkpoint": str(weights), "checkpoint_bytes": weights.stat().st_size,
-                    "checkpoint_mtime_ns": weights.stat().st_mtime_ns, "mc": mc, "tta": tta,
-                    "postprocessing": asdict(rule)}
+        settings = {
+            "run": str(run.resolve()),
+            "checkpoint": str(weights),
+            "checkpoint_bytes": weights.stat().st_size,
+            "checkpoint_mtime_ns": weights.stat().st_mtime_ns,
+            "mc": mc,
+            "tta": tta,
+            "postprocessing": asdict(rule),
+        }
 
         def outputs(case: CaseRef) -> list[Path]:
-            return case_outputs(out, case.case_id, save_probabilities=save_probabilities,
-                                save_uncertainty=save_uncertainty)
+            return case_outputs(
+                out, case.case_id, save_probabilities=save_probabilities, save_uncertainty=save_uncertainty
+            )
 
         missing = set(missing_cases(out, cases, settings, outputs))
         if console is not None and len(missing) < len(cases):
-            console.print(f"{len(cases) - len(missing)} case(s) already predicted in {out} with this model; "
-                          f"predicting the other {len(missing)}")
+            console.print(
+                f"{len(cases) - len(missing)} case(s) already predicted in {out} with this model; "
+                f"predicting the other {len(missing)}"
+            )
         todo = distributed.shard([c for c in cases if c.case_id in missing])
         progress = make_progress(console) if distributed.is_main() else None
         with progress if progress is not None else contextlib.nullcontext():
             for case in track(progress, todo, description="predict", total=len(todo), info=f"T={mc}"):
                 torch.manual_seed(case_seed(config.seed, case.case_id))
-                predict_case(model, config, case, out, options=options, device=torch_device,
-                             save_probabilities=save_probabilities, save_uncertainty=save_uncertainty, rule=rule)
+                predict_case(
+                    model,
+                    config,
+                    case,
+                    out,
+                    options=options,
+                    device=torch_device,
+                    save_probabilities=save_probabilities,
+                    save_uncertainty=save_uncertainty,
+                    rule=rule,
+                )
         distributed.barrier()  # every rank's cases are written when the command returns
     return [outputs(c)[0] for c in cases]

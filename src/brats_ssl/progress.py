@@ -47,8 +47,15 @@ class LogProgress:
 
     def add_task(self, description: str, *, total: int | None = None, completed: int = 0, **fields) -> TaskID:
         task = TaskID(len(self.tasks))
-        self.tasks[task] = {"description": description, "total": total, "completed": completed,
-                            "start": time.perf_counter(), "start_done": completed, "next": 0.0, **fields}
+        self.tasks[task] = {
+            "description": description,
+            "total": total,
+            "completed": completed,
+            "start": time.perf_counter(),
+            "start_done": completed,
+            "next": 0.0,
+            **fields,
+        }
         self._maybe_print(task, force=True)
         return task
 
@@ -74,8 +81,11 @@ class LogProgress:
         rate = (done - state["start_done"]) / elapsed if elapsed > 0 else 0.0
         eta = f", eta {(total - done) / rate:.0f} s" if total and rate > 0 and done < total else ""
         info = f" | {state['info']}" if state.get("info") else ""
-        self.console.print(f"{state['description']}: {done}/{total if total else '?'}{info} "
-                           f"({elapsed:.0f} s{eta})", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"{state['description']}: {done}/{total if total else '?'}{info} ({elapsed:.0f} s{eta})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def make_progress(console: Console | None = None, *, transient: bool = False) -> Progress | LogProgress:

@@ -40,8 +40,9 @@ class Paired:
         return self.n >= 2 and (self.ci_low > 0 or self.ci_high < 0)
 
 
-def mean_ci(values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0,
-            confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+def mean_ci(
+    values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
     """(mean, low, high): the percentile bootstrap interval of the mean over ``values``."""
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if data.size == 0:
@@ -49,8 +50,14 @@ def mean_ci(values: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 
     mean = float(data.mean())
     if data.size < 2 or np.all(data == data[0]):
         return mean, mean, mean
-    result = stats.bootstrap((data,), np.mean, n_resamples=resamples, method="percentile",
-                             confidence_level=confidence, rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (data,),
+        np.mean,
+        n_resamples=resamples,
+        method="percentile",
+        confidence_level=confidence,
+        rng=np.random.default_rng(seed),
+    )
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

@@ -66,6 +66,7 @@ class Cell:
 
 # --- orientation and slices --------------------------------------------------------------------
 
+
 def to_display_orientation(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Reorient a (..., X, Y, Z) array from its affine's axes to BraTS's LPS voxel axes."""
     current = nib.orientations.io_orientation(affine)
@@ -127,9 +128,16 @@ def brain_box(brain: np.ndarray, *, margin: int = 4) -> tuple[slice, ...]:
 
 # --- colouring ---------------------------------------------------------------------------------
 
-def overlay_rgb(image_slice: np.ndarray, label_slice: np.ndarray | None = None, *, alpha: float = 0.45,
-                window: tuple[float, float] | None = None, heat: np.ndarray | None = None,
-                heat_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+
+def overlay_rgb(
+    image_slice: np.ndarray,
+    label_slice: np.ndarray | None = None,
+    *,
+    alpha: float = 0.45,
+    window: tuple[float, float] | None = None,
+    heat: np.ndarray | None = None,
+    heat_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
     """Grayscale slice as float RGB (H, W, 3) in [0, 1], with label colours and/or a heat map blended in.
 
     Labels are blended with ``alpha``; a heat map is blended in proportion to its value, so low
@@ -153,8 +161,15 @@ def overlay_rgb(image_slice: np.ndarray, label_slice: np.ndarray | None = None, 
 
 # --- panels ------------------------------------------------------------------------------------
 
-def overlay_panel(rows: Sequence[tuple[str, Sequence[Cell]]], out_png: str | Path, *, title: str = "",
-                  legend: bool | None = None, cell_px: int = CELL_PX) -> Path:
+
+def overlay_panel(
+    rows: Sequence[tuple[str, Sequence[Cell]]],
+    out_png: str | Path,
+    *,
+    title: str = "",
+    legend: bool | None = None,
+    cell_px: int = CELL_PX,
+) -> Path:
     """A grid of :class:`Cell` pictures, one captioned row per entry of ``rows``, saved as PNG.
 
     Size in pixels: width ``n_columns * cell_px``; height ``n_rows * (cell_px + ROW_CAPTION_PX)``
@@ -177,27 +192,55 @@ def overlay_panel(rows: Sequence[tuple[str, Sequence[Cell]]], out_png: str | Pat
         figure.text(0.5, 1 - (top / 2) / height, title, ha="center", va="center", color="white", fontsize=12)
     for r, (caption, cells) in enumerate(rows):
         row_top = top + r * row_px  # pixels from the top edge
-        figure.text(4 / width, 1 - (row_top + ROW_CAPTION_PX / 2) / height, caption, ha="left",
-                    va="center", color="white", fontsize=9)
+        figure.text(
+            4 / width,
+            1 - (row_top + ROW_CAPTION_PX / 2) / height,
+            caption,
+            ha="left",
+            va="center",
+            color="white",
+            fontsize=9,
+        )
         for c, cell in enumerate(cells):
-            axes = figure.add_axes((c * cell_px / width, 1 - (row_top + row_px) / height,
-                                    cell_px / width, cell_px / height))
+            axes = figure.add_axes(
+                (c * cell_px / width, 1 - (row_top + row_px) / height, cell_px / width, cell_px / height)
+            )
             axes.set_axis_off()
-            axes.imshow(overlay_rgb(cell.image, cell.labels, window=cell.window, heat=cell.heat,
-                                    heat_range=cell.heat_range), interpolation="nearest", aspect="equal")
+            axes.imshow(
+                overlay_rgb(cell.image, cell.labels, window=cell.window, heat=cell.heat, heat_range=cell.heat_range),
+                interpolation="nearest",
+                aspect="equal",
+            )
             if cell.title:
-                axes.text(0.03, 0.97, cell.title, transform=axes.transAxes, ha="left", va="top",
-                          color="white", fontsize=8)
+                axes.text(
+                    0.03, 0.97, cell.title, transform=axes.transAxes, ha="left", va="top", color="white", fontsize=8
+                )
     if legend:
         handles = [Patch(color=LABEL_COLOURS[k], label=CLASS_NAMES[k]) for k in sorted(LABEL_COLOURS)]
-        figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8,
-                      labelcolor="white", bbox_to_anchor=(0.5, 0.0), handlelength=1.2)
-    return atomic.write_with(out_png, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI,
-                                                                 facecolor="black"), suffix=".png")
+        figure.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=len(handles),
+            frameon=False,
+            fontsize=8,
+            labelcolor="white",
+            bbox_to_anchor=(0.5, 0.0),
+            handlelength=1.2,
+        )
+    return atomic.write_with(
+        out_png, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI, facecolor="black"), suffix=".png"
+    )
 
 
-def case_cells(image: np.ndarray, seg: np.ndarray | None, *, view: str = "axial", index: int | None = None,
-               affine: np.ndarray | None = None, crop: bool = True) -> list[Cell]:
+def case_cells(
+    image: np.ndarray,
+    seg: np.ndarray | None,
+    *,
+    view: str = "axial",
+    index: int | None = None,
+    affine: np.ndarray | None = None,
+    crop: bool = True,
+) -> list[Cell]:
     """The four modalities and FLAIR with the seg overlaid, at the slice with the most tumour.
 
     ``image`` is (4, X, Y, Z) in :data:`MODALITIES` order, ``seg`` internal labels; with
@@ -215,17 +258,27 @@ def case_cells(image: np.ndarray, seg: np.ndarray | None, *, view: str = "axial"
         seg = seg[box] if seg is not None else None
     if index is None:
         index = tumour_slice(seg, view=view, brain=brain)
-    cells = [Cell(display_slice(volume, view, index), title=name, window=intensity_window(volume))
-             for name, volume in zip(MODALITIES, image)]
+    cells = [
+        Cell(display_slice(volume, view, index), title=name, window=intensity_window(volume))
+        for name, volume in zip(MODALITIES, image)
+    ]
     flair = cells[MODALITIES.index("flair")]
     if seg is not None:
-        cells.append(Cell(flair.image, title="flair + seg", labels=display_slice(seg, view, index),
-                          window=flair.window))
+        cells.append(
+            Cell(flair.image, title="flair + seg", labels=display_slice(seg, view, index), window=flair.window)
+        )
     return cells
 
 
-def case_montage(image: np.ndarray, seg: np.ndarray | None, out_png: str | Path, *, title: str = "",
-                 affine: np.ndarray | None = None, view: str = "axial") -> Path:
+def case_montage(
+    image: np.ndarray,
+    seg: np.ndarray | None,
+    out_png: str | Path,
+    *,
+    title: str = "",
+    affine: np.ndarray | None = None,
+    view: str = "axial",
+) -> Path:
     """One case as a row of five pictures (t1, t1ce, t2, flair, flair + seg) saved as PNG."""
     cells = case_cells(image, seg, view=view, affine=affine)
     return overlay_panel([(title, cells)], out_png, legend=seg is not None)

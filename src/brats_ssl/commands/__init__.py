@@ -23,6 +23,7 @@ from brats_ssl.commands import (  # noqa: F401 - importing a verb registers it o
     report,
     demo,
 )
+
 # isort: on
 from brats_ssl.commands.entry_point import expand_list_options, main
 

@@ -40,8 +40,10 @@ def check_dataset(root: Path, console: Console, *, cache: bool = True) -> bool:
     from brats_ssl.data.validate import validate_dataset
 
     dataset = open_dataset(root)
-    console.print(Text.assemble(("convention: ", "bold"), dataset.convention.name, " - ",
-                                dataset.convention.description), soft_wrap=True)
+    console.print(
+        Text.assemble(("convention: ", "bold"), dataset.convention.name, " - ", dataset.convention.description),
+        soft_wrap=True,
+    )
     reports = validate_dataset(dataset, progress=True, cache=cache, console=console)
     console.print(_table(dataset, reports, console.width))
     bad = [p for r in reports for p in r.problems]
@@ -56,8 +58,10 @@ def check_dataset(root: Path, console: Console, *, cache: bool = True) -> bool:
 def summary_line(reports: list[CaseReport]) -> str:
     usable = sum(r.usable for r in reports)
     labeled = sum(r.labeled for r in reports)
-    return (f"{len(reports)} cases, {usable} usable, {len(reports) - usable} with problems; "
-            f"{labeled} labeled, {len(reports) - labeled} unlabeled")
+    return (
+        f"{len(reports)} cases, {usable} usable, {len(reports) - usable} with problems; "
+        f"{labeled} labeled, {len(reports) - labeled} unlabeled"
+    )
 
 
 def _short_problem(report: CaseReport, problem: str, case: CaseRef | None) -> str:
@@ -81,12 +85,20 @@ def _table(dataset: Dataset, reports: list[CaseReport], width: int) -> Table:
     headers = ("case", "site", "labeled", "shape", "spacing", "labels")
     rows = []
     for report in reports:
-        rows.append((report.case_id, report.site or "-", "yes" if report.labeled else "no",
-                     _fmt(report.shape), _fmt(report.spacing),
-                     " ".join(report.labels_present) if report.labeled else "-"))
+        rows.append(
+            (
+                report.case_id,
+                report.site or "-",
+                "yes" if report.labeled else "no",
+                _fmt(report.shape),
+                _fmt(report.spacing),
+                " ".join(report.labels_present) if report.labeled else "-",
+            )
+        )
     # borderless, one right-pad space + one separator between columns: fits 80 columns
-    table = Table(title=Text(str(dataset.root)), box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 1, 0, 0), title_justify="left")
+    table = Table(
+        title=Text(str(dataset.root)), box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), title_justify="left"
+    )
     used = 0
     for i, header in enumerate(headers):
         column_width = max(len(header), *(len(row[i]) for row in rows))
@@ -98,10 +110,8 @@ def _table(dataset: Dataset, reports: list[CaseReport], width: int) -> Table:
         if not report.problems:
             problems = "ok"
         elif available >= 24:
-            problems = "\n".join(_short_problem(report, p, by_id.get(report.case_id))
-                                 for p in report.problems)
+            problems = "\n".join(_short_problem(report, p, by_id.get(report.case_id)) for p in report.problems)
         else:
             problems = f"FAIL {len(report.problems)}"  # how many; the messages follow the table
-        table.add_row(*(Text(cell) for cell in row),
-                      Text(problems, style="red" if report.problems else "green"))
+        table.add_row(*(Text(cell) for cell in row), Text(problems, style="red" if report.problems else "green"))
     return table

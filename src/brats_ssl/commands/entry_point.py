@@ -29,8 +29,12 @@ def expand_list_options(args: list[str]) -> list[str]:
     as people write them) on top of the repeated-flag form the CLI library understands."""
     from brats_ssl.ssl.registry import METHODS
 
-    accepts = {"--fractions": _is_number, "--seeds": _is_number, "--methods": lambda t: t in METHODS,
-               "--references": lambda t: t in METHODS}
+    accepts = {
+        "--fractions": _is_number,
+        "--seeds": _is_number,
+        "--methods": lambda t: t in METHODS,
+        "--references": lambda t: t in METHODS,
+    }
     out: list[str] = []
     i = 0
     while i < len(args):

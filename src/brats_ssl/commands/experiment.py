@@ -21,16 +21,32 @@ def experiment(
     fractions: List[float] = typer.Option([0.1, 0.25, 0.5, 1.0], "--fractions", help="Labeled fractions."),
     methods: List[str] = typer.Option(["supervised", "ours", "ua-mt"], "--methods", help=METHODS_HELP),
     seeds: List[int] = typer.Option([0], "--seeds", help="Seeds (split and training)."),
-    folds: int = typer.Option(1, "--folds", min=1, help=(
-        "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "
-        "1: one fixed val set (--val).")),
-    val: float = typer.Option(0.2, "--val", help=(
-        "Validation fraction with --folds 1 (one fixed val set for all runs).")),
-    selection: int = typer.Option(2, "--selection", min=0, help=(
-        "Labeled cases per fold held out of training: checkpoints, promotion, final model and post-processing "
-        "are chosen on them, never on the reported val cases. 0: chosen on the val cases (optimistic).")),
-    references: Optional[List[str]] = typer.Option(None, "--references", help=(
-        "Methods every other method is compared with, per case (default: supervised ours-control where run).")),
+    folds: int = typer.Option(
+        1,
+        "--folds",
+        min=1,
+        help=(
+            "Cross-validation folds: every case with labels is validated once per method, fraction and seed. "
+            "1: one fixed val set (--val)."
+        ),
+    ),
+    val: float = typer.Option(
+        0.2, "--val", help=("Validation fraction with --folds 1 (one fixed val set for all runs).")
+    ),
+    selection: int = typer.Option(
+        2,
+        "--selection",
+        min=0,
+        help=(
+            "Labeled cases per fold held out of training: checkpoints, promotion, final model and post-processing "
+            "are chosen on them, never on the reported val cases. 0: chosen on the val cases (optimistic)."
+        ),
+    ),
+    references: Optional[List[str]] = typer.Option(
+        None,
+        "--references",
+        help=("Methods every other method is compared with, per case (default: supervised ours-control where run)."),
+    ),
     preset_name: str = typer.Option("auto", "--preset", help=options.PRESET),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting for every run (repeatable)."),
@@ -40,7 +56,20 @@ def experiment(
     from brats_ssl.experiment import run_experiment
     from brats_ssl.report import write_report
 
-    run_experiment(data, out, fractions=fractions, methods=methods, seeds=seeds, val=val, folds=folds,
-                   selection=selection, references=references, preset=preset_name, steps=steps,
-                   overrides=list(overrides), unlabeled=list(unlabeled), console=console)
+    run_experiment(
+        data,
+        out,
+        fractions=fractions,
+        methods=methods,
+        seeds=seeds,
+        val=val,
+        folds=folds,
+        selection=selection,
+        references=references,
+        preset=preset_name,
+        steps=steps,
+        overrides=list(overrides),
+        unlabeled=list(unlabeled),
+        console=console,
+    )
     write_report(out, console=console)

@@ -13,24 +13,40 @@ from brats_ssl.commands.app import app, console
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder from `brats-ssl train`."),
-    data: Path = typer.Argument(..., help=(
-        "Folder of cases to segment (any supported convention; seg files not needed).")),
+    data: Path = typer.Argument(
+        ..., help=("Folder of cases to segment (any supported convention; seg files not needed).")
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for <case>.nii.gz."),
     mc: int = typer.Option(1, "--mc", min=1, help="MC-dropout samples (1 = deterministic)."),
     tta: bool = typer.Option(False, "--tta", help="Flip test-time augmentation."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write 4-D class probabilities."),
-    save_uncertainty: bool = typer.Option(False, "--save-uncertainty", help=(
-        "Also write normalised entropy and mutual information.")),
-    checkpoint: str = typer.Option("final", "--checkpoint", help=(
-        "final (the run's final model) | teacher | best | last.")),
-    no_postprocess: bool = typer.Option(False, "--no-postprocess", help=(
-        "Skip the run's post-processing rule (postprocessing.json; applied to the final model only).")),
+    save_uncertainty: bool = typer.Option(
+        False, "--save-uncertainty", help=("Also write normalised entropy and mutual information.")
+    ),
+    checkpoint: str = typer.Option(
+        "final", "--checkpoint", help=("final (the run's final model) | teacher | best | last.")
+    ),
+    no_postprocess: bool = typer.Option(
+        False,
+        "--no-postprocess",
+        help=("Skip the run's post-processing rule (postprocessing.json; applied to the final model only)."),
+    ),
     device: str = typer.Option("auto", "--device", help=options.DEVICE),
 ) -> None:
     """Segment scans; writes NIfTI in each input's geometry and label convention."""
     from brats_ssl.predict import predict_folder
 
-    written = predict_folder(run, data, out, mc=mc, tta=tta, save_probabilities=save_probabilities,
-                             save_uncertainty=save_uncertainty, checkpoint=checkpoint, device=device,
-                             postprocess=not no_postprocess, console=console)
+    written = predict_folder(
+        run,
+        data,
+        out,
+        mc=mc,
+        tta=tta,
+        save_probabilities=save_probabilities,
+        save_uncertainty=save_uncertainty,
+        checkpoint=checkpoint,
+        device=device,
+        postprocess=not no_postprocess,
+        console=console,
+    )
     console.print(f"wrote {len(written)} segmentations to {out}")

@@ -18,8 +18,9 @@ def review(
     host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to listen on (default: this machine only)."),
     port: int = typer.Option(DEFAULT_PORT, "--port", min=0, max=65535, help="Port (0: any free port)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
-    static: Optional[Path] = typer.Option(None, "--static", help=(
-        "Write self-contained HTML pages here instead of serving.")),
+    static: Optional[Path] = typer.Option(
+        None, "--static", help=("Write self-contained HTML pages here instead of serving.")
+    ),
 ) -> None:
     """Review pseudo-labels and uncertainty in the browser (NiiVue); accept / reject decisions go to
     RUN/review.json, and a resumed `train` and `pseudolabel` honour them."""

@@ -26,12 +26,17 @@ def train(
     overrides: List[str] = typer.Option([], "--set", help="Override a setting: --set train.lr=1e-3 (repeatable)."),
     unlearn: Optional[str] = typer.Option(None, "--unlearn", help="Unlearning variant: argmax | absent | none."),
     no_curriculum: bool = typer.Option(False, "--no-curriculum", help="Ablation: all unlabeled cases from stage 1."),
-    no_refinement: bool = typer.Option(False, "--no-refinement", help=(
-        "Ablation: no teacher-student agreement refinement.")),
-    no_uncertainty_weighting: bool = typer.Option(False, "--no-uncertainty-weighting", help=(
-        "Ablation: unweighted L_learn.")),
-    audit_labels: bool = typer.Option(False, "--audit-labels", help=(
-        "Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice.")),
+    no_refinement: bool = typer.Option(
+        False, "--no-refinement", help=("Ablation: no teacher-student agreement refinement.")
+    ),
+    no_uncertainty_weighting: bool = typer.Option(
+        False, "--no-uncertainty-weighting", help=("Ablation: unweighted L_learn.")
+    ),
+    audit_labels: bool = typer.Option(
+        False,
+        "--audit-labels",
+        help=("Research only: read the hidden labels of unlabeled cases to measure pseudo-label Dice."),
+    ),
     device: str = typer.Option("auto", "--device", help=options.DEVICE),
     unlabeled: List[Path] = typer.Option([], "--unlabeled", help=options.UNLABELED),
 ) -> None:
@@ -39,10 +44,22 @@ def train(
     from brats_ssl.pipeline import TrainRequest, run_training
 
     request = TrainRequest(
-        data=data, run_dir=out, split_file=split_file, method=method, preset=preset_name, model=model,
-        steps=steps, seed=seed, config_file=config_file, overrides=list(overrides), unlearn=unlearn,
-        curriculum=not no_curriculum, refinement=not no_refinement,
-        uncertainty_weighting=not no_uncertainty_weighting, audit_labels=audit_labels, device=device,
+        data=data,
+        run_dir=out,
+        split_file=split_file,
+        method=method,
+        preset=preset_name,
+        model=model,
+        steps=steps,
+        seed=seed,
+        config_file=config_file,
+        overrides=list(overrides),
+        unlearn=unlearn,
+        curriculum=not no_curriculum,
+        refinement=not no_refinement,
+        uncertainty_weighting=not no_uncertainty_weighting,
+        audit_labels=audit_labels,
+        device=device,
         unlabeled=list(unlabeled),
     )
     summary = run_training(request, console=console)

@@ -24,15 +24,18 @@ def build_augmentation(label_keys: tuple[str, ...]) -> Compose:
     """Augmentation of 3-D patches: ``image`` plus the label-like maps under ``label_keys``."""
     keys = ("image",) + tuple(label_keys)
     modes = ("bilinear",) + ("nearest",) * len(label_keys)
-    return Compose([
-        RandAffined(keys, prob=0.2, rotate_range=(0.26,) * 3, scale_range=(0.1,) * 3,
-                    mode=modes, padding_mode="zeros"),
-        *[RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3)],
-        RandScaleIntensityd("image", factors=0.1, prob=0.3),
-        RandShiftIntensityd("image", offsets=0.1, prob=0.3),
-        RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.2, retain_stats=True),
-        RandGaussianNoised("image", prob=0.15, std=0.05),
-    ])
+    return Compose(
+        [
+            RandAffined(
+                keys, prob=0.2, rotate_range=(0.26,) * 3, scale_range=(0.1,) * 3, mode=modes, padding_mode="zeros"
+            ),
+            *[RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(3)],
+            RandScaleIntensityd("image", factors=0.1, prob=0.3),
+            RandShiftIntensityd("image", offsets=0.1, prob=0.3),
+            RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.2, retain_stats=True),
+            RandGaussianNoised("image", prob=0.15, std=0.05),
+        ]
+    )
 
 
 class Augmenter:

@@ -50,16 +50,28 @@ class BatchBuilder:
     """``builder(step)``: this rank's slice (samples ``rank``, ``rank + world``, ...) of the global
     batch of ``batch_size`` samples of that step."""
 
-    def __init__(self, pools: list[Pool], *, patch_size: tuple[int, ...],
-                 foreground_fraction: float, augment: bool, seed: int, stream: str, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        pools: list[Pool],
+        *,
+        patch_size: tuple[int, ...],
+        foreground_fraction: float,
+        augment: bool,
+        seed: int,
+        stream: str,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.pools = [p for p in pools if p.items and p.samples > 0]
         if not self.pools:
             raise ValueError("no training cases")
         self.counts = [p.samples for p in self.pools]
         batch_size = sum(self.counts)
         if batch_size % world:
-            raise BadInputError(f"invalid setting train.batch_size: a batch of {batch_size} samples cannot be "
-                                f"split evenly over {world} processes")
+            raise BadInputError(
+                f"invalid setting train.batch_size: a batch of {batch_size} samples cannot be "
+                f"split evenly over {world} processes"
+            )
         # Round-robin over the global batch: every rank gets the batch's mix of kinds where it can.
         pool_of_sample = [i for i, count in enumerate(self.counts) for _ in range(count)]
         self.samples = [(j, pool_of_sample[j]) for j in range(rank, batch_size, world)]
@@ -126,7 +138,14 @@ def batch_loader(builder: BatchBuilder, start: int, stop: int, num_workers: int)
     dataset = StepBatches(builder, start, stop)
     if num_workers <= 0:
         return (dataset[i] for i in range(len(dataset)))
-    return iter(torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=num_workers, prefetch_factor=2,
-        worker_init_fn=_worker_init, persistent_workers=False,
-    ))
+    return iter(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_size=None,
+            shuffle=False,
+            num_workers=num_workers,
+            prefetch_factor=2,
+            worker_init_fn=_worker_init,
+            persistent_workers=False,
+        )
+    )

@@ -48,8 +48,7 @@ class Convention:
         unknown = [int(v) for v in values if int(v) not in self.file_to_internal]
         if unknown:
             raise ValueError(
-                f"labels {unknown} are not part of the {self.name} convention "
-                f"(valid: {list(self.valid_file_labels)})"
+                f"labels {unknown} are not part of the {self.name} convention (valid: {list(self.valid_file_labels)})"
             )
         lut = np.zeros(max(self.file_to_internal) + 1, dtype=np.uint8)
         for file_value, internal in self.file_to_internal.items():
@@ -68,15 +67,13 @@ BRATS2021 = Convention(
     name="brats2021",
     description="BraTS 2017-2021: <case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz, ET = 4",
     file_to_internal={0: 0, 1: 1, 2: 2, 4: 3},
-    extra={"suffixes": {"t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "flair": "_flair"},
-           "seg": "_seg"},
+    extra={"suffixes": {"t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "flair": "_flair"}, "seg": "_seg"},
 )
 BRATS2023 = Convention(
     name="brats2023",
     description="BraTS 2023+: <case>/<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz, ET = 3",
     file_to_internal={0: 0, 1: 1, 2: 2, 3: 3},
-    extra={"suffixes": {"t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "flair": "-t2f"},
-           "seg": "-seg"},
+    extra={"suffixes": {"t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "flair": "-t2f"}, "seg": "-seg"},
 )
 # MSD Task01_BrainTumour: 1 edema, 2 non-enhancing tumour, 3 enhancing tumour; images are 4-D
 # with channels FLAIR, T1w, T1gd, T2w.
@@ -137,4 +134,3 @@ def modality_from_name(channel_name: str) -> str | None:
     if key.startswith("t1"):
         return "t1"
     return None
-

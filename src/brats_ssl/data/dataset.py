@@ -100,15 +100,15 @@ class Dataset:
     def subset(self, case_ids: list[str], *, hide_labels: bool = False) -> list[CaseRef]:
         """Cases by id, in the given order; ``hide_labels`` drops their seg files."""
         by_id = {c.case_id: c for c in self.cases}
-        ambiguous = [p for p in self.problems if "duplicate case id" in p
-                     and any(p.startswith(f"case {i}:") for i in case_ids)]
+        ambiguous = [
+            p for p in self.problems if "duplicate case id" in p and any(p.startswith(f"case {i}:") for i in case_ids)
+        ]
         if ambiguous:  # two folders share an id: which one is meant cannot be known
             raise BadInputError("; ".join(dict.fromkeys(ambiguous)) + "; give every case a unique folder name")
         missing = [i for i in case_ids if i not in by_id]
         if missing:
             raise BadInputError(
-                f"{len(missing)} case(s) named in the split are not in {self.root}: "
-                + ", ".join(missing[:10])
+                f"{len(missing)} case(s) named in the split are not in {self.root}: " + ", ".join(missing[:10])
             )
         chosen = [by_id[i] for i in case_ids]
         return [c.without_seg() for c in chosen] if hide_labels else chosen
@@ -243,8 +243,7 @@ def _discover_nnunet(root: Path, meta: dict, files: list[Path]) -> tuple[Convent
         modality = modality_from_name(name)
         if modality is None:
             raise BadInputError(
-                f"file {root / 'dataset.json'}: channel {index} '{name}' is not one of "
-                "T1, T1ce/T1Gd, T2, FLAIR"
+                f"file {root / 'dataset.json'}: channel {index} '{name}' is not one of T1, T1ce/T1Gd, T2, FLAIR"
             )
         channel_to_modality[index] = modality
     try:
@@ -337,8 +336,10 @@ def add_unlabeled(dataset: Dataset, roots: list[str | Path]) -> Dataset:
         extra = open_dataset(root)
         for case in extra.cases:
             if case.case_id in known:
-                raise BadInputError(f"case {case.case_id}: in both {known[case.case_id].reference_path.parent} and "
-                                    f"{case.reference_path.parent}; case ids must be unique across --unlabeled folders")
+                raise BadInputError(
+                    f"case {case.case_id}: in both {known[case.case_id].reference_path.parent} and "
+                    f"{case.reference_path.parent}; case ids must be unique across --unlabeled folders"
+                )
             case = replace(case.without_seg(), site=case.site or root.name)
             known[case.case_id] = case
             cases.append(case)

@@ -27,8 +27,10 @@ def assign_folds(dataset: Dataset, folds: int) -> dict[str, int]:
     if folds < 1:
         raise BadInputError(f"--folds {folds}: must be at least 1")
     if folds > 1 and len(with_seg) < 2 * folds:
-        raise BadInputError(f"--folds {folds}: {dataset.root} has {len(with_seg)} labeled cases; "
-                            f"each fold needs at least 2 (use at most {len(with_seg) // 2} folds)")
+        raise BadInputError(
+            f"--folds {folds}: {dataset.root} has {len(with_seg)} labeled cases; "
+            f"each fold needs at least 2 (use at most {len(with_seg) // 2} folds)"
+        )
     order = _site_interleaved(with_seg, random.Random(0))
     return {case.case_id: i % folds for i, case in enumerate(order)}
 
@@ -39,8 +41,9 @@ def val_cases(dataset: Dataset, fold: int, folds: int, val: float) -> list[str]:
     return sorted(case for case, f in assign_folds(dataset, folds).items() if f == fold)
 
 
-def fold_splits(dataset: Dataset, *, fold: int, folds: int, fractions: list[float], seed: int,
-                val: float = 0.2, selection: int = 0) -> dict[float, Split]:
+def fold_splits(
+    dataset: Dataset, *, fold: int, folds: int, fractions: list[float], seed: int, val: float = 0.2, selection: int = 0
+) -> dict[float, Split]:
     """fraction → split.json dict for one fold and seed; labeled sets nested across fractions."""
     held_out = set(val_cases(dataset, fold, folds, val))
     rest = [c for c in dataset.cases if c.case_id not in held_out]
@@ -54,7 +57,11 @@ def fold_splits(dataset: Dataset, *, fold: int, folds: int, fractions: list[floa
         labeled = sorted(c.case_id for c in candidates[:n])
         taken = set(labeled) | set(selection_ids)
         splits[fraction] = {
-            "seed": seed, "labeled_fraction": fraction, "val_fraction": val, "fold": fold, "folds": folds,
+            "seed": seed,
+            "labeled_fraction": fraction,
+            "val_fraction": val,
+            "fold": fold,
+            "folds": folds,
             "dataset": str(Path(dataset.root).resolve()),
             "labeled": labeled,
             "unlabeled": sorted(c.case_id for c in rest if c.case_id not in taken),

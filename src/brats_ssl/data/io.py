@@ -58,8 +58,9 @@ def load_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
         raise BadInputError(case_message(case_id, path, f"not a readable NIfTI image ({error})")) from error
 
 
-def read_array(image: nib.Nifti1Image, path: Path, case_id: str | None, volume: int | None = None,
-               dtype=np.float32) -> np.ndarray:
+def read_array(
+    image: nib.Nifti1Image, path: Path, case_id: str | None, volume: int | None = None, dtype=np.float32
+) -> np.ndarray:
     """The voxel array, with truncated or corrupt files reported as bad input."""
     try:
         if volume is None:
@@ -129,8 +130,9 @@ def load_case(case: CaseRef, *, with_seg: bool = True) -> LoadedCase:
     """
     if case.missing_modalities:
         raise BadInputError(
-            case_message(case.case_id, case.reference_path.parent,
-                         f"missing modality {', '.join(case.missing_modalities)}")
+            case_message(
+                case.case_id, case.reference_path.parent, f"missing modality {', '.join(case.missing_modalities)}"
+            )
         )
     first = case.images[MODALITIES[0]]
     # The header alone gives the shape: refuse a case that cannot fit before reading its voxels.
@@ -141,15 +143,17 @@ def load_case(case: CaseRef, *, with_seg: bool = True) -> LoadedCase:
         ref = case.images[modality]
         data, this_affine, this_spacing = read_image(ref, case.case_id)
         if volumes and data.shape != volumes[0].shape:
-            raise BadInputError(case_message(
-                case.case_id, ref, f"shape {data.shape} differs from {MODALITIES[0]} {volumes[0].shape}"))
+            raise BadInputError(
+                case_message(case.case_id, ref, f"shape {data.shape} differs from {MODALITIES[0]} {volumes[0].shape}")
+            )
         volumes.append(data)
         affine = this_affine if affine is None else affine
         spacing = this_spacing if spacing is None else spacing
     seg = read_seg(case) if (with_seg and case.seg is not None) else None
     if seg is not None and seg.shape != volumes[0].shape:
-        raise BadInputError(case_message(case.case_id, case.seg,
-                                         f"seg shape {seg.shape} differs from image {volumes[0].shape}"))
+        raise BadInputError(
+            case_message(case.case_id, case.seg, f"seg shape {seg.shape} differs from image {volumes[0].shape}")
+        )
     return LoadedCase(case, np.stack(volumes), seg, np.asarray(affine), spacing)  # type: ignore[arg-type]
 
 

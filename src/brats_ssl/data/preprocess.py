@@ -90,8 +90,9 @@ def brain_bbox(image: np.ndarray, margin: int) -> tuple[tuple[int, ...], tuple[i
     return tuple(start), tuple(stop)
 
 
-def target_shape(shape: tuple[int, ...], spacing: tuple[float, ...],
-                 target: tuple[float, ...] | None) -> tuple[int, ...]:
+def target_shape(
+    shape: tuple[int, ...], spacing: tuple[float, ...], target: tuple[float, ...] | None
+) -> tuple[int, ...]:
     if target is None:
         return tuple(shape)
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target))

@@ -38,7 +38,7 @@ def foreground_points(label: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def extract_patch(array: np.ndarray, start: tuple[int, ...], size: tuple[int, ...]) -> np.ndarray:
     """A window of the last len(size) axes starting at ``start``; zero-padded past the edges."""
-    spatial = array.shape[-len(size):]
+    spatial = array.shape[-len(size) :]
     lead = array.shape[: -len(size)]
     out = np.zeros(lead + tuple(size), dtype=array.dtype)
     src, dst = [], []
@@ -52,8 +52,9 @@ def extract_patch(array: np.ndarray, start: tuple[int, ...], size: tuple[int, ..
     return out
 
 
-def patch_start(rng: np.random.Generator, shape: tuple[int, ...], size: tuple[int, ...],
-                centre: np.ndarray | None) -> tuple[int, ...]:
+def patch_start(
+    rng: np.random.Generator, shape: tuple[int, ...], size: tuple[int, ...], centre: np.ndarray | None
+) -> tuple[int, ...]:
     start = []
     for axis, (n, p) in enumerate(zip(shape, size)):
         if n <= p:  # volume smaller than the patch: centre it, pad both sides
@@ -66,8 +67,9 @@ def patch_start(rng: np.random.Generator, shape: tuple[int, ...], size: tuple[in
     return tuple(start)
 
 
-def sample_patch(item: TrainItem, size: tuple[int, ...], rng: np.random.Generator,
-                 foreground_fraction: float) -> dict[str, np.ndarray]:
+def sample_patch(
+    item: TrainItem, size: tuple[int, ...], rng: np.random.Generator, foreground_fraction: float
+) -> dict[str, np.ndarray]:
     """One patch: with probability ``foreground_fraction`` centred near a tumour voxel."""
     shape = item.image.shape[1:]
     centre = None

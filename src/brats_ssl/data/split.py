@@ -40,15 +40,25 @@ def _site_interleaved(cases: list[CaseRef], rng: random.Random) -> list[CaseRef]
     total = sum(len(q) for q in queues)
     taken = [0] * len(queues)
     for _ in range(total):
-        best = max(range(len(queues)),
-                   key=lambda i: (len(queues[i]) - taken[i]) / len(queues[i]) if taken[i] < len(queues[i]) else -1)
+        best = max(
+            range(len(queues)),
+            key=lambda i: (len(queues[i]) - taken[i]) / len(queues[i]) if taken[i] < len(queues[i]) else -1,
+        )
         order.append(queues[best][taken[best]])
         taken[best] += 1
     return order
 
 
-def make_split(dataset: Dataset, *, labeled: float, val: float, seed: int = 0, min_labeled: int = 1,
-               unlabeled_sites: list[str] | None = None, selection: int = 0) -> Split:
+def make_split(
+    dataset: Dataset,
+    *,
+    labeled: float,
+    val: float,
+    seed: int = 0,
+    min_labeled: int = 1,
+    unlabeled_sites: list[str] | None = None,
+    selection: int = 0,
+) -> Split:
     """A split of ``dataset`` as a JSON-ready dict.
 
     ``val`` is the share of all cases (taken from cases with labels) held out for validation;
@@ -96,7 +106,7 @@ def hold_out_selection(ordered: list[CaseRef], n: int) -> tuple[list[CaseRef], l
     the labeled sets stay prefixes of the same draw as splits made without one. At least one case
     stays for training."""
     n = max(0, min(n, len(ordered) - 1))
-    return (ordered[: len(ordered) - n], ordered[len(ordered) - n:]) if n else (ordered, [])
+    return (ordered[: len(ordered) - n], ordered[len(ordered) - n :]) if n else (ordered, [])
 
 
 def save_split(split: Split, path: str | Path) -> Path:
@@ -164,8 +174,11 @@ def with_extra_unlabeled(split: Split, dataset: Dataset) -> Split:
         return split
     named = {c for key in SPLIT_KEYS + OPTIONAL_KEYS for c in split.get(key, [])}  # type: ignore[attr-defined]
     roots = [Path(r) for r in dataset.unlabeled_roots]
-    extra = [c.case_id for c in dataset.cases if c.case_id not in named
-             and any(root in c.reference_path.resolve().parents for root in roots)]
+    extra = [
+        c.case_id
+        for c in dataset.cases
+        if c.case_id not in named and any(root in c.reference_path.resolve().parents for root in roots)
+    ]
     result = dict(split)
     result["unlabeled"] = sorted(list(split["unlabeled"]) + extra)
     result.update(unlabeled_roots_entry(dataset))

@@ -49,8 +49,9 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return out[0]
 
 
-def strong_view(images: torch.Tensor, generator: torch.Generator,
-                config: StrongViewConfig = StrongViewConfig()) -> torch.Tensor:
+def strong_view(
+    images: torch.Tensor, generator: torch.Generator, config: StrongViewConfig = StrongViewConfig()
+) -> torch.Tensor:
     """The strong view of ``images`` (B, C, *S); random draws from ``generator`` (seed it per step
     for a reproducible, resumable run)."""
 

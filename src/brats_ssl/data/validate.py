@@ -85,6 +85,7 @@ class CaseReport:
 
 # --- reading one file --------------------------------------------------------------------------
 
+
 def _cache_dir() -> Path:
     return default_cache_dir() / "validate"
 
@@ -121,8 +122,9 @@ def _read_bytes(path: Path) -> bytes:
         # Decompressing to the end checks the CRC and length trailer, not just the voxels.
         return gzip.decompress(raw)
     except EOFError:
-        raise ValueError(f"truncated gzip stream: the file ends early ({len(raw)} bytes); "
-                         "re-copy or re-download it") from None
+        raise ValueError(
+            f"truncated gzip stream: the file ends early ({len(raw)} bytes); re-copy or re-download it"
+        ) from None
     except (gzip.BadGzipFile, zlib.error) as error:
         raise ValueError(f"corrupt gzip data ({error})") from None
 
@@ -199,8 +201,9 @@ def _summarise(path: Path, role: str) -> FileSummary:
     if role == "seg":
         if floating:
             finite = volumes[0][np.isfinite(volumes[0])] if volumes else voxels
-            summary.non_integer = bool(summary.nonfinite and summary.nonfinite[0]) or \
-                bool(np.any(finite != np.round(finite)))
+            summary.non_integer = bool(summary.nonfinite and summary.nonfinite[0]) or bool(
+                np.any(finite != np.round(finite))
+            )
             summary.values = _distinct_values(np.round(finite).astype(np.int64))
         else:
             summary.values = _distinct_values(voxels)
@@ -226,6 +229,7 @@ def summarise_file(path: Path, *, role: str = "image", cache: bool = True) -> Fi
 
 # --- checking one case -------------------------------------------------------------------------
 
+
 def _geometry_problems(summary: FileSummary) -> list[str]:
     problems = []
     spacing = summary.pixdim[: min(3, len(summary.shape))]
@@ -241,8 +245,10 @@ def _geometry_problems(summary: FileSummary) -> list[str]:
         cosines = np.abs(axes.T @ axes - np.eye(3))
         if cosines.max() > SHEAR_TOLERANCE:
             angle = float(np.degrees(np.arcsin(min(cosines.max(), 1.0))))
-            problems.append(f"affine is not orthogonal (voxel axes sheared by {angle:.2f} degrees); "
-                            "resample the scan to an orthogonal grid")
+            problems.append(
+                f"affine is not orthogonal (voxel axes sheared by {angle:.2f} degrees); "
+                "resample the scan to an orthogonal grid"
+            )
     return problems
 
 
@@ -272,8 +278,9 @@ def _summarise_case(case: CaseRef, *, cache: bool) -> dict[tuple[Path, str], Fil
     return {(path, role): summarise_file(path, role=role, cache=cache) for path, role in jobs}
 
 
-def _check_images(case: CaseRef, summaries: dict[tuple[Path, str], FileSummary],
-                  add) -> tuple[str, Path, FileSummary] | None:
+def _check_images(
+    case: CaseRef, summaries: dict[tuple[Path, str], FileSummary], add
+) -> tuple[str, Path, FileSummary] | None:
     """Check every modality file; returns the first good one as the geometry reference."""
     reference: tuple[str, Path, FileSummary] | None = None
     for path, refs in _images_by_path(case).items():
@@ -285,8 +292,10 @@ def _check_images(case: CaseRef, summaries: dict[tuple[Path, str], FileSummary],
         if four_d:
             expected = max(len(MODALITIES), max(r.volume or 0 for _, r in refs) + 1)
             if len(summary.shape) != 4 or summary.shape[3] != expected:
-                add(path, f"expected a 4-D image with {expected} volumes (one per modality), "
-                          f"found shape {summary.shape}")
+                add(
+                    path,
+                    f"expected a 4-D image with {expected} volumes (one per modality), found shape {summary.shape}",
+                )
                 continue
         elif len(summary.shape) != 3:
             add(path, f"expected a 3-D image, found {len(summary.shape)}-D shape {summary.shape}")
@@ -298,8 +307,11 @@ def _check_images(case: CaseRef, summaries: dict[tuple[Path, str], FileSummary],
             if summary.nonfinite[index]:
                 add(ref, f"{modality}: {summary.nonfinite[index]} NaN/Inf voxels")
             if summary.overflow and summary.overflow[index]:
-                add(ref, f"{modality}: {summary.overflow[index]} voxels too large for float32 arithmetic "
-                         "(the image's sum overflows; check scl_slope / scl_inter)")
+                add(
+                    ref,
+                    f"{modality}: {summary.overflow[index]} voxels too large for float32 arithmetic "
+                    "(the image's sum overflows; check scl_slope / scl_inter)",
+                )
             if summary.all_zero[index]:
                 add(ref, f"{modality} is all zero (empty image)")
         if reference is None:
@@ -307,11 +319,17 @@ def _check_images(case: CaseRef, summaries: dict[tuple[Path, str], FileSummary],
             continue
         ref_modality, ref_path, ref_summary = reference
         if summary.shape[:3] != ref_summary.shape[:3]:
-            add(path, f"shape {_format_shape(summary.shape[:3])} differs from {ref_modality} "
-                      f"{_format_shape(ref_summary.shape[:3])} ({ref_path.name})")
+            add(
+                path,
+                f"shape {_format_shape(summary.shape[:3])} differs from {ref_modality} "
+                f"{_format_shape(ref_summary.shape[:3])} ({ref_path.name})",
+            )
         elif not _same_affine(summary.affine, ref_summary.affine):
-            add(path, f"affine differs from {ref_modality} ({ref_path.name}) by more than "
-                      f"{AFFINE_TOLERANCE_MM} mm; the modalities are not co-registered")
+            add(
+                path,
+                f"affine differs from {ref_modality} ({ref_path.name}) by more than "
+                f"{AFFINE_TOLERANCE_MM} mm; the modalities are not co-registered",
+            )
     return reference
 
 
@@ -329,19 +347,27 @@ def _check_seg(case: CaseRef, summary: FileSummary, reference, add) -> tuple[str
     if reference is not None:
         ref_modality, ref_path, ref_summary = reference
         if summary.shape != ref_summary.shape[:3]:
-            add(case.seg, f"seg shape {_format_shape(summary.shape)} differs from {ref_modality} "
-                          f"{_format_shape(ref_summary.shape[:3])} ({ref_path.name})")
+            add(
+                case.seg,
+                f"seg shape {_format_shape(summary.shape)} differs from {ref_modality} "
+                f"{_format_shape(ref_summary.shape[:3])} ({ref_path.name})",
+            )
         elif not _same_affine(summary.affine, ref_summary.affine):
-            add(case.seg, f"seg affine differs from {ref_modality} ({ref_path.name}) by more than "
-                          f"{AFFINE_TOLERANCE_MM} mm")
+            add(
+                case.seg,
+                f"seg affine differs from {ref_modality} ({ref_path.name}) by more than {AFFINE_TOLERANCE_MM} mm",
+            )
     if summary.non_integer:
         add(case.seg, "seg holds non-integer values (a label map must hold whole numbers)")
     values = summary.values or []
     convention = case.convention
     unknown = [v for v in values if v not in convention.file_to_internal]
     if unknown:
-        add(case.seg, f"labels {unknown} are not part of the {convention.name} convention "
-                      f"(valid: {list(convention.valid_file_labels)})")
+        add(
+            case.seg,
+            f"labels {unknown} are not part of the {convention.name} convention "
+            f"(valid: {list(convention.valid_file_labels)})",
+        )
         return tuple(str(v) for v in values)
     internal = sorted({convention.file_to_internal[v] for v in values} - {0})
     return tuple(CLASS_NAMES[i] for i in internal)
@@ -379,12 +405,19 @@ def validate_case(case: CaseRef, *, cache: bool = True) -> CaseReport:
     if reference is not None:
         shape = tuple(reference[2].shape[:3])
         spacing = tuple(round(s, 4) for s in reference[2].pixdim[:3])
-    return CaseReport(case_id=case.case_id, labeled=case.labeled, shape=shape,  # type: ignore[arg-type]
-                      spacing=spacing, labels_present=labels, site=case.site,  # type: ignore[arg-type]
-                      problems=problems)
+    return CaseReport(
+        case_id=case.case_id,
+        labeled=case.labeled,
+        shape=shape,  # type: ignore[arg-type]
+        spacing=spacing,  # type: ignore[arg-type]
+        labels_present=labels,
+        site=case.site,
+        problems=problems,
+    )
 
 
 # --- whole datasets ----------------------------------------------------------------------------
+
 
 def _validate_all(cases: list[CaseRef], *, progress: bool, cache: bool, console=None) -> list[CaseReport]:
     if not progress:
@@ -408,8 +441,7 @@ def _attach(reports: list[CaseReport], problems: list[str]) -> None:
                 report.problems.append(problem)
 
 
-def validate_dataset(dataset: Dataset, *, progress: bool = True, cache: bool = True,
-                     console=None) -> list[CaseReport]:
+def validate_dataset(dataset: Dataset, *, progress: bool = True, cache: bool = True, console=None) -> list[CaseReport]:
     """One report per case, in dataset order, with dataset-level problems attached."""
     reports = _validate_all(dataset.cases, progress=progress, cache=cache, console=console)
     _attach(reports, dataset.problems)
@@ -443,6 +475,5 @@ def require_valid(cases: list[CaseRef], *, progress: bool = False, cache: bool =
     more = len(problems) - _MAX_LISTED_PROBLEMS
     raise BadInputError(
         f"{bad} of {len(cases)} case(s) unusable ({len(problems)} problem(s)); "
-        f"'brats-ssl check DATA' lists them all:\n  {listed}"
-        + (f"\n  ... and {more} more" if more > 0 else "")
+        f"'brats-ssl check DATA' lists them all:\n  {listed}" + (f"\n  ... and {more} more" if more > 0 else "")
     )

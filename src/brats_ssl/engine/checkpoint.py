@@ -37,12 +37,16 @@ def _refusal(error: pickle.UnpicklingError) -> str:
     text = str(error)
     match = re.search(r"GLOBAL ([\w.]+)", text)
     if match:
-        return (f"refused to load: it would import and run {match.group(1)}; a checkpoint holding code or "
-                "pickled objects is never executed - only weights-only checkpoints are accepted")
+        return (
+            f"refused to load: it would import and run {match.group(1)}; a checkpoint holding code or "
+            "pickled objects is never executed - only weights-only checkpoints are accepted"
+        )
     detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
     reason = detail.group(1).strip().splitlines()[0] if detail else _first_line(error)
-    return (f"refused to load: not a weights-only checkpoint ({reason}); the file is corrupt or holds "
-            "pickled objects, which are never executed")
+    return (
+        f"refused to load: not a weights-only checkpoint ({reason}); the file is corrupt or holds "
+        "pickled objects, which are never executed"
+    )
 
 
 def load_checkpoint(path: str | Path, *, fingerprint: str | None = None) -> dict[str, Any]:

@@ -55,16 +55,19 @@ class DistEnv:
             try:
                 return int(raw)
             except ValueError as error:
-                raise BadInputError(f"environment variable {name}={raw!r}: expected an integer "
-                                    "(torchrun sets it)") from error
+                raise BadInputError(
+                    f"environment variable {name}={raw!r}: expected an integer (torchrun sets it)"
+                ) from error
 
         world = number("WORLD_SIZE", 1)
         rank = number("RANK", 0)
         local_world = number("LOCAL_WORLD_SIZE", world)
         local_rank = number("LOCAL_RANK", rank if local_world == world else 0)
         if world < 1 or not 0 <= rank < world or not 0 <= local_rank < max(local_world, 1):
-            raise BadInputError(f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world}: inconsistent; "
-                                "start the command with torchrun")
+            raise BadInputError(
+                f"RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world}: inconsistent; "
+                "start the command with torchrun"
+            )
         return cls(rank=rank, world=world, local_rank=local_rank, local_world=local_world)
 
 
@@ -92,8 +95,10 @@ def local_device(device: torch.device, env: DistEnv) -> torch.device:
         return device
     count = torch.cuda.device_count()
     if env.local_rank >= count:
-        raise BadInputError(f"LOCAL_RANK {env.local_rank}: this node has {count} GPU(s); start at most {count} "
-                            "processes per node (torchrun --nproc_per_node)")
+        raise BadInputError(
+            f"LOCAL_RANK {env.local_rank}: this node has {count} GPU(s); start at most {count} "
+            "processes per node (torchrun --nproc_per_node)"
+        )
     device = torch.device("cuda", env.local_rank)
     torch.cuda.set_device(device)
     return device
@@ -115,8 +120,9 @@ def session(device: torch.device) -> Iterator[torch.device]:
     try:
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
     except ValueError as error:  # env:// without MASTER_ADDR / MASTER_PORT
-        raise BadInputError(f"WORLD_SIZE={env.world} but no rendezvous ({error}); start the command with "
-                            "torchrun") from error
+        raise BadInputError(
+            f"WORLD_SIZE={env.world} but no rendezvous ({error}); start the command with torchrun"
+        ) from error
     yield device
     dist.destroy_process_group()
 
@@ -159,8 +165,8 @@ def shard(items: Sequence[T], *, per_node: bool = False) -> list[T]:
         return list(items)
     if per_node:
         env = DistEnv.from_environ()
-        return list(items[env.local_rank::env.local_world])
-    return list(items[rank()::world_size()])
+        return list(items[env.local_rank :: env.local_world])
+    return list(items[rank() :: world_size()])
 
 
 def gather_sharded(results: list[T], total: int) -> list[T]:
@@ -209,8 +215,10 @@ def require_visible(path: Path) -> None:
     seen = all_gather_object((Path(path).exists(), socket.gethostname()))
     blind = [f"rank {r} on {host}" for r, (ok, host) in enumerate(seen) if not ok]
     if blind:
-        raise BadInputError(f"file {path}: written by rank 0 but not visible to {', '.join(blind)}; with several "
-                            "nodes the run folder must be on a file system that every node shares")
+        raise BadInputError(
+            f"file {path}: written by rank 0 but not visible to {', '.join(blind)}; with several "
+            "nodes the run folder must be on a file system that every node shares"
+        )
 
 
 def quiet_unless_main(console: Any) -> Any:

@@ -34,8 +34,9 @@ class ValidationView:
         return " ".join(f"{name} {metrics[name]:.3f}" for name in names)
 
 
-def draw_progress(rows: list[dict], out_png: str | Path, *, title: str = "",
-                  view: ValidationView | None = None) -> Path:
+def draw_progress(
+    rows: list[dict], out_png: str | Path, *, title: str = "", view: ValidationView | None = None
+) -> Path:
     from matplotlib.figure import Figure  # here: importing the trainer stays cheap
 
     view = view if view is not None else ValidationView()
@@ -51,8 +52,7 @@ def draw_progress(rows: list[dict], out_png: str | Path, *, title: str = "",
         ax_loss.legend(fontsize=7)
         ax_lr.plot(steps, [r["lr"] for r in train], color="#7b2cbf")
     for name, colour in view.curves(val[0]["val"]) if val else []:
-        ax_val.plot([r["step"] for r in val], [r["val"][name] for r in val], marker="o", ms=3,
-                    color=colour, label=name)
+        ax_val.plot([r["step"] for r in val], [r["val"][name] for r in val], marker="o", ms=3, color=colour, label=name)
     if val:
         ax_val.legend(fontsize=7, ncol=2)
         ax_val.set_ylim(0, 1)

@@ -51,13 +51,15 @@ class TrainResult:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.sgd_momentum, nesterov=True,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.sgd_momentum, nesterov=True, weight_decay=config.weight_decay
+        )
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int, *,
-                    window: tuple[int, int] | None = None):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int, *, window: tuple[int, int] | None = None
+):
     """Warm-up then poly / cosine decay over ``steps``. ``window=(offset, total)``: this phase is
     steps ``offset .. offset + steps`` of one schedule of ``total`` steps (the student's stages
     share one schedule: one warm-up, one decay, no warm restart per stage)."""
@@ -227,8 +229,13 @@ class Trainer:
         self._resume()
         train_model = distributed.wrap(self.model, self.device)  # after resuming: DDP starts from these weights
         self.segment_start = time.perf_counter()
-        task = self.progress.add_task(self.description, total=self.steps, completed=self.step,
-                                      info=f"val {self._val_text()}") if self.progress and main else None
+        task = (
+            self.progress.add_task(
+                self.description, total=self.steps, completed=self.step, info=f"val {self._val_text()}"
+            )
+            if self.progress and main
+            else None
+        )
         running = self.running_logs
         for batch in self.batches(self.step, self.steps):
             step = self.step
@@ -253,14 +260,28 @@ class Trainer:
             if validate or self.step % self.checkpoint_every == 0 or self.step == self.steps:
                 self._save(self.last_path)
             if task is not None:
-                self.progress.update(task, completed=self.step,
-                                     info=f"loss {logs['loss']:.3f} | val {self._val_text()}")
-        result = TrainResult(steps=self.step, best_score=self.best_score, best_step=self.best_step,
-                             last_val=self.last_val, seconds=self._seconds(), out_dir=self.out_dir)
+                self.progress.update(
+                    task, completed=self.step, info=f"loss {logs['loss']:.3f} | val {self._val_text()}"
+                )
+        result = TrainResult(
+            steps=self.step,
+            best_score=self.best_score,
+            best_step=self.best_step,
+            last_val=self.last_val,
+            seconds=self._seconds(),
+            out_dir=self.out_dir,
+        )
         if main:
-            atomic.write_json(done, {"steps": result.steps, "best_score": result.best_score,
-                                     "best_step": result.best_step, "last_val": result.last_val,
-                                     "seconds": result.seconds})
+            atomic.write_json(
+                done,
+                {
+                    "steps": result.steps,
+                    "best_score": result.best_score,
+                    "best_step": result.best_step,
+                    "last_val": result.last_val,
+                    "seconds": result.seconds,
+                },
+            )
         distributed.barrier()  # the checkpoints are on disk before any rank reads them
         return result
 
@@ -302,8 +323,9 @@ class Trainer:
         if not distributed.is_main():
             return
         atomic.append_line(self.metrics_path, json.dumps({"step": self.step, "val": metrics, "score": score}))
-        draw_progress(atomic.read_jsonl(self.metrics_path), self.out_dir / "progress.png", title=self.description,
-                      view=self.view)
+        draw_progress(
+            atomic.read_jsonl(self.metrics_path), self.out_dir / "progress.png", title=self.description, view=self.view
+        )
 
     def _val_text(self) -> str:
         return self.view.bar_text(self.last_val) if self.last_val else "-"

@@ -70,8 +70,9 @@ def _unet(config: ModelConfig, in_channels: int, out_channels: int, patch_size: 
         norm="instance",
         dropout=config.dropout,
     )
-    return PaddedNetwork(net, multiple=2 ** (len(config.features) - 1), spatial_dims=config.spatial_dims,
-                         in_channels=in_channels)
+    return PaddedNetwork(
+        net, multiple=2 ** (len(config.features) - 1), spatial_dims=config.spatial_dims, in_channels=in_channels
+    )
 
 
 def _segresnet(config: ModelConfig, in_channels: int, out_channels: int, patch_size: PatchSize) -> nn.Module:

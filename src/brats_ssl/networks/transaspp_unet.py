@@ -99,8 +99,17 @@ class ASPP(nn.Module):
         super().__init__()
         branch = max(channels // 2, 8)
         self.branches = nn.ModuleList(
-            Convolution(spatial_dims, channels, branch, kernel_size=1 if d == 0 else 3, dilation=max(d, 1),
-                        padding=d, norm=NORM, act=ACT, bias=False)
+            Convolution(
+                spatial_dims,
+                channels,
+                branch,
+                kernel_size=1 if d == 0 else 3,
+                dilation=max(d, 1),
+                padding=d,
+                norm=NORM,
+                act=ACT,
+                bias=False,
+            )
             for d in [0, *dilations]  # 0 = the 1x1 branch
         )
         # Image-level context; no instance norm on a single voxel (it would zero it).
@@ -160,8 +169,15 @@ class UpBlock(nn.Module):
             spatial_dims, in_channels, out_channels, kernel_size=2, stride=2, conv_only=True, is_transposed=True
         )
         self.conv = Convolution(
-            spatial_dims, out_channels, out_channels, kernel_size=3, norm=NORM, act=ACT,
-            dropout=dropout if dropout > 0 else None, adn_ordering="NDA", bias=False,
+            spatial_dims,
+            out_channels,
+            out_channels,
+            kernel_size=3,
+            norm=NORM,
+            act=ACT,
+            dropout=dropout if dropout > 0 else None,
+            adn_ordering="NDA",
+            bias=False,
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

@@ -42,5 +42,7 @@ def write_report(target: Path, console=None) -> Path:
         return write_experiment_report(target, console=console)
     if (target / "config.yaml").is_file():
         return write_run_report(target, console=console)
-    raise BadInputError(f"folder {target}: neither a run folder (config.yaml) nor an experiment folder "
-                        "(results.csv); pass the folder given to `brats-ssl train -o` or `brats-ssl experiment -o`")
+    raise BadInputError(
+        f"folder {target}: neither a run folder (config.yaml) nor an experiment folder "
+        "(results.csv); pass the folder given to `brats-ssl train -o` or `brats-ssl experiment -o`"
+    )

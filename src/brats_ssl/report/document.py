@@ -77,8 +77,11 @@ def render_markdown(document: Document, folder: Path) -> str:
                 if block.caption:
                     lines += ["", f"*{block.caption}*"]
             elif isinstance(block, Picture):
-                lines += [f"![{block.caption}]({Path(os.path.relpath(block.path, folder)).as_posix()})", "",
-                          f"*{block.caption}*"]
+                lines += [
+                    f"![{block.caption}]({Path(os.path.relpath(block.path, folder)).as_posix()})",
+                    "",
+                    f"*{block.caption}*",
+                ]
             else:
                 lines.append(block)
             lines.append("")
@@ -100,30 +103,39 @@ figcaption, .caption { font-size: 13px; color: #555; font-style: italic; }
 
 
 def _html_cell(cell: str | Link, tag: str) -> str:
-    inner = (f'<a href="{html.escape(cell.html_href)}">{html.escape(cell.text)}</a>' if isinstance(cell, Link)
-             else html.escape(str(cell)))
+    inner = (
+        f'<a href="{html.escape(cell.html_href)}">{html.escape(cell.text)}</a>'
+        if isinstance(cell, Link)
+        else html.escape(str(cell))
+    )
     return f"<{tag}>{inner}</{tag}>"
 
 
 def render_html(document: Document) -> str:
     """One self-contained HTML page: pictures embedded as base64 PNG, styles inline."""
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{html.escape(document.title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(document.title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(document.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(document.title)}</h1>",
+    ]
     for section in document.sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         for block in section.blocks:
             if isinstance(block, Table):
-                parts.append("<table><thead><tr>" + "".join(_html_cell(h, "th") for h in block.headers)
-                             + "</tr></thead><tbody>")
+                parts.append(
+                    "<table><thead><tr>" + "".join(_html_cell(h, "th") for h in block.headers) + "</tr></thead><tbody>"
+                )
                 parts += ["<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>" for row in block.rows]
                 parts.append("</tbody></table>")
                 if block.caption:
                     parts.append(f'<p class="caption">{html.escape(block.caption)}</p>')
             elif isinstance(block, Picture):
                 data = base64.b64encode(block.path.read_bytes()).decode("ascii")
-                parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
-                             f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+                parts.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
+                    f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+                )
             else:
                 parts.append(f"<p>{html.escape(block)}</p>")
     parts.append("</body></html>")

@@ -66,8 +66,7 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
             if max_seeds > 1 and xs:
                 ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), color=colour, alpha=0.18, lw=0)
         ax.set_xscale("log")
-        ax.set_xticks([f * 100 for f in fractions],
-                      [f"{f:.0%}\n({n_labeled[f]} cases)" for f in fractions], fontsize=8)
+        ax.set_xticks([f * 100 for f in fractions], [f"{f:.0%}\n({n_labeled[f]} cases)" for f in fractions], fontsize=8)
         ax.minorticks_off()
         ax.set_title(f"mean of {REGIONS_LISTED}" if panel == "mean" else panel)
         ax.set_xlabel("labeled fraction of the training pool")
@@ -76,8 +75,10 @@ def efficiency_figure(groups: dict[tuple[str, float], list[dict]], out_png: Path
     axes[0].set_ylabel("validation Dice")
     figure.legend(*axes[0].get_legend_handles_labels(), fontsize=9, loc="outside right upper")
     spread = f"mean ± std over {max_seeds} seeds" if max_seeds > 1 else "one seed"
-    figure.suptitle(f"Data efficiency: validation Dice against labeled fraction ({spread}"
-                    f"{f', {n_val} val cases' if n_val else ''}; each panel's axis zoomed to its values)")
+    figure.suptitle(
+        f"Data efficiency: validation Dice against labeled fraction ({spread}"
+        f"{f', {n_val} val cases' if n_val else ''}; each panel's axis zoomed to its values)"
+    )
     return save_figure(figure, out_png)
 
 
@@ -108,8 +109,15 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
         drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
         colour = method_colour(method, "black")
         style = FRACTION_STYLES[fractions.index(fraction) % len(FRACTION_STYLES)]
-        ax.plot(xs, means, marker="o", color=colour, lw=2, ls=style,
-                label=f"{method}, {fraction:.0%} labeled ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+        ax.plot(
+            xs,
+            means,
+            marker="o",
+            color=colour,
+            lw=2,
+            ls=style,
+            label=f"{method}, {fraction:.0%} labeled ({len(runs)} run{'s' if len(runs) > 1 else ''})",
+        )
         if len(runs) > 1:
             ax.fill_between(xs, np.subtract(means, stds), np.add(means, stds), color=colour, alpha=0.18, lw=0)
     ax.set_xticks(range(n_phases), ["teacher"] + [f"stage {k}" for k in range(1, n_phases)])

@@ -57,8 +57,10 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     folder = experiment.path
     info, rows = experiment.info, experiment.results
     if not rows:
-        document = Document(f"brats-ssl experiment report: {folder.resolve().name}",
-                            [Section("Experiment", ["No results yet: no run of the sweep has finished."])])
+        document = Document(
+            f"brats-ssl experiment report: {folder.resolve().name}",
+            [Section("Experiment", ["No results yet: no run of the sweep has finished."])],
+        )
         return write_document(document, folder)
     groups = group_results(rows, info.get("methods", ()))
     run_dirs = experiment.run_dirs
@@ -93,21 +95,29 @@ def _val_cases(run_dirs: Iterable[Path]) -> int | None:
     return None
 
 
-def _header_section(info: dict, rows: list[dict], groups: Groups, unique_runs: dict[Path, float],
-                    n_val: int | None) -> Section:
+def _header_section(
+    info: dict, rows: list[dict], groups: Groups, unique_runs: dict[Path, float], n_val: int | None
+) -> Section:
     # A teacher reused by ours / ours-control is in those runs' times too: count it once.
     total = sum(unique_runs.values()) - sum(reused_seconds(run_dir) for run_dir in unique_runs)
-    header = Table(["setting", "value"], [
-        ["dataset", str(info.get("data", "-"))], ["methods", ", ".join(dict.fromkeys(m for m, _ in groups))],
-        ["labeled fractions", ", ".join(f"{f:g}" for f in sorted({f for _, f in groups}))],
-        ["seeds", ", ".join(sorted({r["seed"] for r in rows}, key=int))],
-        ["validation cases", str(n_val) if n_val is not None else "-"],
-        ["preset / steps", f"{info.get('preset', '-')} / {info.get('steps') or 'preset default'}"],
-        ["CPU threads (torch)", ", ".join(map(str, info.get("torch_threads", []))) or "-"],
-        ["runs finished", str(len(unique_runs))],
-        ["total training time", f"{format_duration(total)} (sum over the runs, each training phase counted once: "
-                                "a run shared by two rows or a teacher reused by another run is not counted twice)"],
-    ])
+    header = Table(
+        ["setting", "value"],
+        [
+            ["dataset", str(info.get("data", "-"))],
+            ["methods", ", ".join(dict.fromkeys(m for m, _ in groups))],
+            ["labeled fractions", ", ".join(f"{f:g}" for f in sorted({f for _, f in groups}))],
+            ["seeds", ", ".join(sorted({r["seed"] for r in rows}, key=int))],
+            ["validation cases", str(n_val) if n_val is not None else "-"],
+            ["preset / steps", f"{info.get('preset', '-')} / {info.get('steps') or 'preset default'}"],
+            ["CPU threads (torch)", ", ".join(map(str, info.get("torch_threads", []))) or "-"],
+            ["runs finished", str(len(unique_runs))],
+            [
+                "total training time",
+                f"{format_duration(total)} (sum over the runs, each training phase counted once: "
+                "a run shared by two rows or a teacher reused by another run is not counted twice)",
+            ],
+        ],
+    )
     return Section("Experiment", [header])
 
 
@@ -120,19 +130,36 @@ def _results_section(groups: Groups, case_rows: list[dict]) -> Section:
         key = (method, fraction)
         cases = dice["mean"].get(key, (None, None, None, 0))[3]
         folds = sorted({r.get("fold", "0") for r in members})
-        table_rows.append([method, f"{fraction:.0%} ({members[0].get('n_labeled', '-')})",
-                           f"{len({r['seed'] for r in members})} × {len(folds)}", str(cases)]
-                          + [format_interval(dice[k].get(key)) for k in EVALUATED]
-                          + [format_interval(hd95[k].get(key), 1) for k in BRATS_REGIONS]
-                          + [format_interval(dice["mean"].get(key)),
-                             "; ".join(dict.fromkeys(r["note"] for r in members if r.get("note")))])
-    return Section("Results", [Table(
-        ["method", "labeled (cases)", "seeds × folds", "val cases"] + [f"Dice {region_label(k)}" for k in EVALUATED]
-        + [f"HD95 {k} (mm)" for k in BRATS_REGIONS] + [f"mean Dice {REGIONS_SLASHED}", "note"], table_rows,
-        caption="Final model of each run (after its post-processing) on the val cases: mean over cases, each case "
-                "averaged over the seeds that validated it, with the 95 % bootstrap interval of the mean "
+        table_rows.append(
+            [
+                method,
+                f"{fraction:.0%} ({members[0].get('n_labeled', '-')})",
+                f"{len({r['seed'] for r in members})} × {len(folds)}",
+                str(cases),
+            ]
+            + [format_interval(dice[k].get(key)) for k in EVALUATED]
+            + [format_interval(hd95[k].get(key), 1) for k in BRATS_REGIONS]
+            + [
+                format_interval(dice["mean"].get(key)),
+                "; ".join(dict.fromkeys(r["note"] for r in members if r.get("note"))),
+            ]
+        )
+    return Section(
+        "Results",
+        [
+            Table(
+                ["method", "labeled (cases)", "seeds × folds", "val cases"]
+                + [f"Dice {region_label(k)}" for k in EVALUATED]
+                + [f"HD95 {k} (mm)" for k in BRATS_REGIONS]
+                + [f"mean Dice {REGIONS_SLASHED}", "note"],
+                table_rows,
+                caption="Final model of each run (after its post-processing) on the val cases: mean over cases, "
+                "each case averaged over the seeds that validated it, with the 95 % bootstrap interval of the mean "
                 "[low, high] (10,000 resamples of the cases). With cross-validation every case is validated once "
-                "per seed.")])
+                "per seed.",
+            )
+        ],
+    )
 
 
 def _comparisons_section(comparisons: list[dict]) -> Section:
@@ -143,22 +170,31 @@ def _comparisons_section(comparisons: list[dict]) -> Section:
     def cell(row: dict | None) -> str:
         if row is None:
             return "-"
-        text = format_interval((float(row["mean_diff"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"])),
-                               signed=True)
+        text = format_interval(
+            (float(row["mean_diff"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"])), signed=True
+        )
         resolved = float(row["ci_low"]) > 0 or float(row["ci_high"]) < 0
         return f"{text}{' **resolved**' if resolved else ''} (p {float(row['p_value']):.3f})"
 
     metrics = ("mean",) + tuple(EVALUATED)
-    table_rows = [[method, reference, f"{fraction:.0%}", str(next(iter(cells.values()))["n"])]
-                  + [cell(cells.get(m)) for m in metrics]
-                  for (method, reference, fraction), cells in by_pair.items()]
-    return Section("Paired comparisons", [Table(
-        ["method", "reference", "labeled", "cases"]
-        + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
-        table_rows,
-        caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per case): mean "
-                "[95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the interval "
-                "excludes 0. comparisons.csv holds the same numbers.")])
+    table_rows = [
+        [method, reference, f"{fraction:.0%}", str(next(iter(cells.values()))["n"])]
+        + [cell(cells.get(m)) for m in metrics]
+        for (method, reference, fraction), cells in by_pair.items()
+    ]
+    return Section(
+        "Paired comparisons",
+        [
+            Table(
+                ["method", "reference", "labeled", "cases"]
+                + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
+                table_rows,
+                caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per "
+                "case): mean [95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the "
+                "interval excludes 0. comparisons.csv holds the same numbers.",
+            )
+        ],
+    )
 
 
 def _before_after(before: tuple | None, after: tuple | None, digits: int) -> str:
@@ -172,29 +208,45 @@ def _postprocessing_section(groups: Groups, case_rows: list[dict], run_dirs: dic
     hd_after = method_means(case_rows, HD95_REGION, prefix="hd95_")
     table_rows = []
     for (method, fraction), members in groups.items():
-        rules = [json.loads(p.read_text()).get("describe", "?") for r in members
-                 if (p := run_dirs[r["run"]] / "postprocessing.json").is_file()]
+        rules = [
+            json.loads(p.read_text()).get("describe", "?")
+            for r in members
+            if (p := run_dirs[r["run"]] / "postprocessing.json").is_file()
+        ]
         if not rules:
             continue
         key = (method, fraction)
         counts = ", ".join(f"{rule} ×{rules.count(rule)}" for rule in dict.fromkeys(rules))
-        table_rows.append([method, f"{fraction:.0%}", counts]
-                          + [_before_after(before[k].get(key), after[k].get(key), 3) for k in BRATS_REGIONS]
-                          + [_before_after(hd_before.get(key), hd_after.get(key), 1)])
+        table_rows.append(
+            [method, f"{fraction:.0%}", counts]
+            + [_before_after(before[k].get(key), after[k].get(key), 3) for k in BRATS_REGIONS]
+            + [_before_after(hd_before.get(key), hd_after.get(key), 1)]
+        )
     if not table_rows:
         return None
-    return Section("Post-processing", [Table(
-        ["method", "labeled", "rule chosen on the selection cases (runs)"] + [f"Dice {k} before → after"
-                                                                             for k in BRATS_REGIONS]
-        + [f"HD95 {HD95_REGION} (mm) before → after"], table_rows,
-        caption="Each run chooses its rule on its own selection cases (postprocessing.json); val Dice before and "
-                "after it, mean over cases.")])
+    return Section(
+        "Post-processing",
+        [
+            Table(
+                ["method", "labeled", "rule chosen on the selection cases (runs)"]
+                + [f"Dice {k} before → after" for k in BRATS_REGIONS]
+                + [f"HD95 {HD95_REGION} (mm) before → after"],
+                table_rows,
+                caption="Each run chooses its rule on its own selection cases (postprocessing.json); val Dice "
+                "before and after it, mean over cases.",
+            )
+        ],
+    )
 
 
 def _curves_section(folder: Path, groups: Groups, run_dirs: dict[str, Path], n_val: int | None) -> Section:
-    figures: list = [Picture(efficiency_figure(groups, folder / f"{FIGURE_PREFIX}efficiency.png", n_val=n_val),
-                             "Validation Dice against the labeled fraction, one line per method, one panel per "
-                             "region and one for their mean; the band is ± one standard deviation over seeds")]
+    figures: list = [
+        Picture(
+            efficiency_figure(groups, folder / f"{FIGURE_PREFIX}efficiency.png", n_val=n_val),
+            "Validation Dice against the labeled fraction, one line per method, one panel per "
+            "region and one for their mean; the band is ± one standard deviation over seeds",
+        )
+    ]
     curves: dict[tuple[str, float], list[list[float | None]]] = {}
     for (method, fraction), members in groups.items():
         for row in members:
@@ -202,15 +254,20 @@ def _curves_section(folder: Path, groups: Groups, run_dirs: dict[str, Path], n_v
             if curve:
                 curves.setdefault((method, fraction), []).append(curve)
     if curves:
-        figures.append(Picture(experiment_stage_figure(curves, folder / f"{FIGURE_PREFIX}stages.png"),
-                               "ours (and ours-control: the same stages without unlabeled scans): "
-                               "validation mean Dice of WT, TC and ET after the teacher and each stage, one line "
-                               "per method and labeled fraction (mean over seeds, band ± std)"))
+        figures.append(
+            Picture(
+                experiment_stage_figure(curves, folder / f"{FIGURE_PREFIX}stages.png"),
+                "ours (and ours-control: the same stages without unlabeled scans): "
+                "validation mean Dice of WT, TC and ET after the teacher and each stage, one line "
+                "per method and labeled fraction (mean over seeds, band ± std)",
+            )
+        )
     return Section("Curves", figures)
 
 
-def _runs_section(folder: Path, groups: Groups, run_dirs: dict[str, Path],
-                  run_reports: dict[Path, Path | None]) -> Section:
+def _runs_section(
+    folder: Path, groups: Groups, run_dirs: dict[str, Path], run_reports: dict[Path, Path | None]
+) -> Section:
     run_rows = []
     for row in (r for members in groups.values() for r in members):
         run_dir = run_dirs[row["run"]].resolve()
@@ -220,12 +277,29 @@ def _runs_section(folder: Path, groups: Groups, run_dirs: dict[str, Path],
             link: str | Link = Link(run_dir.name, f"{rel}/{REPORT_MD}", f"{rel}/{REPORT_HTML}")
         else:
             link = f"{run_dir.name} (no report)"
-        run_rows.append([row["method"], row["fraction"], row["seed"], f"{row['n_labeled']} / {row['n_unlabeled']}"]
-                        + [format_number(row.get(f"{k}_dice"), 4) for k in BRATS_REGIONS]
-                        + [format_duration(as_float(row.get("seconds")) or 0.0), row.get("note") or "", link])
-    return Section("Runs", [Table(
-        ["method", "fraction", "seed", "labeled / unlabeled", *(f"Dice {k}" for k in BRATS_REGIONS), "time", "note",
-         "report"], run_rows)])
+        run_rows.append(
+            [row["method"], row["fraction"], row["seed"], f"{row['n_labeled']} / {row['n_unlabeled']}"]
+            + [format_number(row.get(f"{k}_dice"), 4) for k in BRATS_REGIONS]
+            + [format_duration(as_float(row.get("seconds")) or 0.0), row.get("note") or "", link]
+        )
+    return Section(
+        "Runs",
+        [
+            Table(
+                [
+                    "method",
+                    "fraction",
+                    "seed",
+                    "labeled / unlabeled",
+                    *(f"Dice {k}" for k in BRATS_REGIONS),
+                    "time",
+                    "note",
+                    "report",
+                ],
+                run_rows,
+            )
+        ],
+    )
 
 
 def _run_report(run_dir: Path, console) -> Path | None:

@@ -43,8 +43,11 @@ from brats_ssl.viz import (
 )
 
 MAX_OVERLAY_CASES = 3
-_VIEW_HINT = {"axial": "anterior up, patient's right on the left", "coronal": "superior up",
-              "sagittal": "superior up, anterior on the left"}
+_VIEW_HINT = {
+    "axial": "anterior up, patient's right on the left",
+    "coronal": "superior up",
+    "sagittal": "superior up, anterior on the left",
+}
 
 
 def _dataset_root(run: RunFolder) -> Path | None:
@@ -67,8 +70,9 @@ def pick_cases(per_case: list[dict], n: int = MAX_OVERLAY_CASES) -> list[tuple[s
     return [(ordered[i]["case"], names.get(int(i), "median WT Dice")) for i in picks]
 
 
-def predictive_entropy(model: nn.Module, config: Config, case: CaseRef, *, cache: PreprocessCache,
-                       device: torch.device) -> np.ndarray:
+def predictive_entropy(
+    model: nn.Module, config: Config, case: CaseRef, *, cache: PreprocessCache, device: torch.device
+) -> np.ndarray:
     """Normalised predictive entropy H(p̄)/log C of ``model`` with MC dropout
     (``config.inference.mc_samples`` passes) on the cached preprocessed case, in original geometry."""
     pre = cache.get(case)
@@ -81,8 +85,12 @@ def _read_prediction(case: CaseRef, path: Path) -> np.ndarray | None:
     return read_seg(replace(case, seg=path)) if path.is_file() else None
 
 
-def overlay_rows(image: np.ndarray, columns: list[tuple[str, np.ndarray | None, np.ndarray | None]],
-                 affine: np.ndarray, guide: np.ndarray | None) -> list[tuple[str, list]]:
+def overlay_rows(
+    image: np.ndarray,
+    columns: list[tuple[str, np.ndarray | None, np.ndarray | None]],
+    affine: np.ndarray,
+    guide: np.ndarray | None,
+) -> list[tuple[str, list]]:
     """Rows axial / coronal / sagittal through the tumour (most ``guide`` voxels), one Cell per column.
 
     ``image`` is FLAIR (X, Y, Z); each column is (title, labels or None, heat map or None).
@@ -102,9 +110,15 @@ def overlay_rows(image: np.ndarray, columns: list[tuple[str, np.ndarray | None, 
         index = tumour_slice(guide_box, view=view, brain=flair != 0)
         cells = [Cell(display_slice(flair, view, index), title="FLAIR", window=window)]
         for title, labels, heat in oriented:
-            cells.append(Cell(cells[0].image, title=title, window=window,
-                              labels=None if labels is None else display_slice(labels, view, index),
-                              heat=None if heat is None else display_slice(heat, view, index)))
+            cells.append(
+                Cell(
+                    cells[0].image,
+                    title=title,
+                    window=window,
+                    labels=None if labels is None else display_slice(labels, view, index),
+                    heat=None if heat is None else display_slice(heat, view, index),
+                )
+            )
         # Slice number in the whole (LPS-ordered) volume, not in the crop.
         number = index + box[VIEW_AXIS[view]].start
         rows.append((f"{view}, slice {number} ({_VIEW_HINT[view]})", cells))
@@ -119,8 +133,13 @@ def overlay_section(run: RunFolder, console) -> Section | None:
     title = "Validation cases: overlays and uncertainty"
     root = _dataset_root(run)
     if root is None:
-        return Section(title, [f"Overlays skipped: the dataset {recorded_split(run).get('dataset')!r} named in "
-                               "split.json was not found."])
+        return Section(
+            title,
+            [
+                f"Overlays skipped: the dataset {recorded_split(run).get('dataset')!r} named in "
+                "split.json was not found."
+            ],
+        )
     picks = pick_cases(summary.get("per_case", []))
     dataset = open_dataset(root)
     device = resolve_device("auto")
@@ -136,7 +155,8 @@ def overlay_section(run: RunFolder, console) -> Section | None:
         "Columns: FLAIR; FLAIR with the ground truth, the teacher's and the final model's segmentation (NCR red, "
         f"ED green, ET blue); and the final model's uncertainty, the normalised predictive entropy {sampling}, "
         "computed for this report, from 0 (no colour) to 1 (bright yellow). Rows: axial, coronal and sagittal "
-        "slices through the largest extent of the ground-truth tumour."]
+        "slices through the largest extent of the ground-truth tumour."
+    ]
     for number, (case_id, why) in enumerate(picks, start=1):
         log(console, f"report: uncertainty of {case_id} (T={mc})")
         try:
@@ -159,10 +179,12 @@ def overlay_section(run: RunFolder, console) -> Section | None:
         dice = "/".join(format_number(scores.get(case_id, {}).get(r, {}).get("dice"), 2) for r in BRATS_REGIONS)
         caption = f"{case_id}{f' ({why})' if why else ''}: final {REGIONS_SLASHED} Dice {dice}"
         if final != "teacher" and case_id in teacher_scores:
-            caption += ", teacher " + "/".join(format_number(teacher_scores[case_id].get(r, {}).get("dice"), 2)
-                                               for r in BRATS_REGIONS)
+            caption += ", teacher " + "/".join(
+                format_number(teacher_scores[case_id].get(r, {}).get("dice"), 2) for r in BRATS_REGIONS
+            )
         rows = overlay_rows(loaded.image[MODALITIES.index("flair")], columns, loaded.affine, loaded.seg)
-        path = overlay_panel(rows, run.path / f"{FIGURE_PREFIX}case_{number}_{safe_name(case_id)}.png",
-                             title=caption, legend=True)
+        path = overlay_panel(
+            rows, run.path / f"{FIGURE_PREFIX}case_{number}_{safe_name(case_id)}.png", title=caption, legend=True
+        )
         blocks.append(Picture(path, caption))
     return Section(title, blocks)

@@ -22,8 +22,10 @@ from brats_ssl.ssl.labelling import read_ranking
 from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.viz import DPI, LABEL_COLOURS
 
-REVIEW_NOTE = ("Case names link to the case's page in `brats-ssl review RUN` (while it runs on the default port): "
-               "pseudo-label and uncertainty in a viewer, and accept / reject decisions the next stage honours.")
+REVIEW_NOTE = (
+    "Case names link to the case's page in `brats-ssl review RUN` (while it runs on the default port): "
+    "pseudo-label and uncertainty in a viewer, and accept / reject decisions the next stage honours."
+)
 
 
 def case_link(case: str) -> Link:
@@ -54,8 +56,7 @@ def _sequential_colour(index: int, count: int) -> tuple[float, ...]:
     return matplotlib.colormaps["viridis"](0.15 + 0.7 * index / max(count - 1, 1))
 
 
-def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: Sequence[float],
-                out_png: Path) -> Path:
+def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: Sequence[float], out_png: Path) -> Path:
     """Left: image-level confidence scores, coloured by curriculum stage; right: voxel confidences
     inside the predicted tumour per class, with the stages' thresholds."""
     figure = Figure(figsize=(12.5, 4.2), dpi=DPI, layout="constrained")
@@ -66,8 +67,14 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
         edges = np.histogram_bin_edges(scores, bins=min(20, max(6, len(scores))))
         groups = [scores[[int(r["stage"]) == k for r in ranking]] for k in stages]
         colours = [_sequential_colour(i, len(stages)) for i in range(len(stages))]
-        ax_scores.hist(groups, bins=edges, stacked=True, color=colours, edgecolor="white",
-                       label=[f"stage {k} ({len(g)} cases)" for k, g in zip(stages, groups)])
+        ax_scores.hist(
+            groups,
+            bins=edges,
+            stacked=True,
+            color=colours,
+            edgecolor="white",
+            label=[f"stage {k} ({len(g)} cases)" for k, g in zip(stages, groups)],
+        )
         ax_scores.set_xlabel("image-level confidence score (higher = more reliable)")
         ax_scores.set_ylabel("unlabeled cases")
         ax_scores.set_title(f"Teacher's confidence per case ({len(scores)} cases), by curriculum stage")
@@ -83,12 +90,27 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
             total += values.size
             weights = np.full(values.size, 1.0 / values.size)
             colour = LABEL_COLOURS[CLASS_NAMES.index(name)]
-            ax_voxels.hist(values, bins=bins, weights=weights, histtype="step", lw=2, color=colour,
-                           label=f"{name} ({values.size:,} voxels)")
+            ax_voxels.hist(
+                values,
+                bins=bins,
+                weights=weights,
+                histtype="step",
+                lw=2,
+                color=colour,
+                label=f"{name} ({values.size:,} voxels)",
+            )
     for k, tau in enumerate(taus, start=1):
         ax_voxels.axvline(tau, color="#444", ls="--", lw=1)
-        ax_voxels.text(tau, 0.98, f" τ{k}={tau:.2f}", transform=ax_voxels.get_xaxis_transform(), ha="left",
-                       va="top", fontsize=8, color="#444")
+        ax_voxels.text(
+            tau,
+            0.98,
+            f" τ{k}={tau:.2f}",
+            transform=ax_voxels.get_xaxis_transform(),
+            ha="left",
+            va="top",
+            fontsize=8,
+            color="#444",
+        )
     ax_voxels.set_xlim(0, 1)
     ax_voxels.set_xlabel("voxel confidence (1 − normalised predictive entropy)")
     ax_voxels.set_ylabel("share of the class's voxels")
@@ -101,10 +123,21 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
 
 def _ranking_table(ranking: list[dict], *, agreement: bool, caption: str) -> Table:
     volumes = [f"{k}_ml" for k in TUMOUR_CLASS_NAMES]  # the ranking CSV's columns (ssl/labelling.py)
-    headers = (["rank", "case"] + (["agreement"] if agreement else []) + ["score"]
-               + [f"{k} (ml)" for k in TUMOUR_CLASS_NAMES] + ["stage"])
-    rows = [[r["rank"], case_link(r["case"])] + ([r.get("agreement") or "-"] if agreement else [])
-            + [r["score"]] + [r[v] for v in volumes] + [r["stage"]] for r in ranking]
+    headers = (
+        ["rank", "case"]
+        + (["agreement"] if agreement else [])
+        + ["score"]
+        + [f"{k} (ml)" for k in TUMOUR_CLASS_NAMES]
+        + ["stage"]
+    )
+    rows = [
+        [r["rank"], case_link(r["case"])]
+        + ([r.get("agreement") or "-"] if agreement else [])
+        + [r["score"]]
+        + [r[v] for v in volumes]
+        + [r["stage"]]
+        for r in ranking
+    ]
     return Table(headers, rows, caption=caption)
 
 
@@ -119,19 +152,37 @@ def pool_section(run: RunFolder) -> Section | None:
         return None
     taus = [float(s["tau"]) for s in run.stages]
     mc = run.config.inference.mc_samples if run.config.method == "ours" else 1
-    blocks: list = [Picture(pool_figure(ranking, confidences, taus, run.path / f"{FIGURE_PREFIX}pool.png"),
-                            f"Unlabeled pool as the teacher labelled it (round 0, MC dropout T={mc}): case scores "
-                            "that order the curriculum, and voxel confidences of the predicted tumour classes")]
+    blocks: list = [
+        Picture(
+            pool_figure(ranking, confidences, taus, run.path / f"{FIGURE_PREFIX}pool.png"),
+            f"Unlabeled pool as the teacher labelled it (round 0, MC dropout T={mc}): case scores "
+            "that order the curriculum, and voxel confidences of the predicted tumour classes",
+        )
+    ]
     if ranking:
-        blocks.append(_ranking_table(ranking, agreement=False, caption=(
-            "Curriculum order of round 0: teacher pseudo-labels ranked by image-level confidence; volumes of "
-            "the predicted classes in ml; stage: the student stage from which the case is used.")))
+        blocks.append(
+            _ranking_table(
+                ranking,
+                agreement=False,
+                caption=(
+                    "Curriculum order of round 0: teacher pseudo-labels ranked by image-level confidence; volumes of "
+                    "the predicted classes in ml; stage: the student stage from which the case is used."
+                ),
+            )
+        )
     last = rounds[-1]
     last_ranking = _ranking(last) if last != first else []
     if last_ranking:
         k = last.name.split("_")[1]
-        blocks.append(_ranking_table(last_ranking, agreement=True, caption=(
-            f"Order after stage {k}'s refinement ({last.name}): ranked by teacher–student agreement "
-            "(scan-level Dice of their pseudo-labels).")))
+        blocks.append(
+            _ranking_table(
+                last_ranking,
+                agreement=True,
+                caption=(
+                    f"Order after stage {k}'s refinement ({last.name}): ranked by teacher–student agreement "
+                    "(scan-level Dice of their pseudo-labels)."
+                ),
+            )
+        )
     blocks.append(REVIEW_NOTE)
     return Section("Unlabeled pool", blocks)

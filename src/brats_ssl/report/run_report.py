@@ -29,8 +29,14 @@ from brats_ssl.ssl.registry import get_method
 def write_run_report(run_dir: Path, *, console=None) -> Path:
     """report.md/.html in a run folder (see :mod:`brats_ssl.report`); returns report.md."""
     run = RunFolder(run_dir)
-    sections = [_header_section(run), _results_section(run), _curves_section(run), stages_section(run),
-                pool_section(run), overlay_section(run, console)]
+    sections = [
+        _header_section(run),
+        _results_section(run),
+        _curves_section(run),
+        stages_section(run),
+        pool_section(run),
+        overlay_section(run, console),
+    ]
     document = Document(f"brats-ssl run report: {run.path.resolve().name}", [s for s in sections if s])
     return write_document(document, run.path)
 
@@ -41,18 +47,26 @@ def _header_section(run: RunFolder) -> Section:
     student = f"{config.ssl.stages} × {config.ssl.stage_steps}"
     steps = get_method(config.method).steps_text.format(teacher=config.train.steps, student=student)
     rows = [
-        ["method", config.method], ["preset", config.preset],
+        ["method", config.method],
+        ["preset", config.preset],
         ["model", f"{model.name}, {model.spatial_dims}-D, features {list(model.features)}, dropout {model.dropout}"],
-        ["training steps", steps], ["seed", str(config.seed)],
-        ["labeled / unlabeled / val / selection cases",
-         " / ".join(str(len(split.get(k, []))) for k in ("labeled", "unlabeled", "val", "selection"))],
-        ["choices made on (best checkpoint, promotion, final model, post-processing)",
-         "the selection cases" if split.get("selection") else
-         "the val cases (no selection set: their Dice is optimistic)"],
+        ["training steps", steps],
+        ["seed", str(config.seed)],
+        [
+            "labeled / unlabeled / val / selection cases",
+            " / ".join(str(len(split.get(k, []))) for k in ("labeled", "unlabeled", "val", "selection")),
+        ],
+        [
+            "choices made on (best checkpoint, promotion, final model, post-processing)",
+            "the selection cases"
+            if split.get("selection")
+            else "the val cases (no selection set: their Dice is optimistic)",
+        ],
         ["final model (phase)", final_phase(run) or "- (training unfinished: no summary.json)"],
         ["post-processing", (run.summary or {}).get("postprocessing", "none")],
         ["training phases", ", ".join(run.phases) or "-"],
-        ["dataset", str(split.get("dataset", "-"))], ["run folder", str(run.path.resolve())],
+        ["dataset", str(split.get("dataset", "-"))],
+        ["run folder", str(run.path.resolve())],
     ]
     return Section("Run", [Table(["setting", "value"], rows)])
 
@@ -91,15 +105,28 @@ def _results_section(run: RunFolder) -> Section:
         return Section("Results on the validation cases", [f"No validation metrics: {reason}."])
     models = _result_models(run)
     headers = ["region"] + [f"{name} {m}" for name in models for m in ("Dice", "HD95 (mm)")]
-    rows = [[region_label(region)] + [cell for s in models.values()
-                                      for cell in (format_number(metric_of(s, region, "dice"), 4),
-                                                   format_number(metric_of(s, region, "hd95"), 2))]
-            for region in EVALUATED]
-    score_row = [f"mean Dice {REGIONS_SLASHED}"] + [c for s in models.values()
-                                          for c in (format_number(mean_region_dice(s), 4), "")]
-    blocks: list = [Table(headers, rows + [score_row], caption=(
-        f"Mean over {summary.get('n_cases')} validation case(s), scored in the original geometry. HD95 "
-        f"{HD95_MAX} mm is BraTS' value when exactly one of prediction and ground truth is empty."))]
+    rows = [
+        [region_label(region)]
+        + [
+            cell
+            for s in models.values()
+            for cell in (format_number(metric_of(s, region, "dice"), 4), format_number(metric_of(s, region, "hd95"), 2))
+        ]
+        for region in EVALUATED
+    ]
+    score_row = [f"mean Dice {REGIONS_SLASHED}"] + [
+        c for s in models.values() for c in (format_number(mean_region_dice(s), 4), "")
+    ]
+    blocks: list = [
+        Table(
+            headers,
+            rows + [score_row],
+            caption=(
+                f"Mean over {summary.get('n_cases')} validation case(s), scored in the original geometry. HD95 "
+                f"{HD95_MAX} mm is BraTS' value when exactly one of prediction and ground truth is empty."
+            ),
+        )
+    ]
     per_case_models = {name: {e["case"]: e for e in s.get("per_case", [])} for name, s in models.items()}
     cases = [e["case"] for e in summary.get("per_case", [])]
     if cases:
@@ -113,13 +140,19 @@ def _results_section(run: RunFolder) -> Section:
                 cells = [format_number(entry.get(r, {}).get("dice"), 4) for r in EVALUATED]
                 case_rows.append([_review_link(run, case), *([name] if several else []), *cells])
         blocks.append("Per-case Dice on the validation cases:")
-        blocks.append(Table(["case"] + (["model"] if several else []) + [region_label(r) for r in EVALUATED],
-                            case_rows))
+        blocks.append(
+            Table(["case"] + (["model"] if several else []) + [region_label(r) for r in EVALUATED], case_rows)
+        )
     return Section("Results on the validation cases", blocks)
 
 
 def _curves_section(run: RunFolder) -> Section | None:
-    pictures = [Picture(run.path / phase / "progress.png",
-                        f"{phase}: training loss terms, validation Dice per region and learning rate against step")
-                for phase in run.phases if (run.path / phase / "progress.png").is_file()]
+    pictures = [
+        Picture(
+            run.path / phase / "progress.png",
+            f"{phase}: training loss terms, validation Dice per region and learning rate against step",
+        )
+        for phase in run.phases
+        if (run.path / phase / "progress.png").is_file()
+    ]
     return Section("Training curves", list(pictures)) if pictures else None

@@ -33,24 +33,40 @@ def stages_figure(run: RunFolder, out_png: Path) -> Path:
     ax = figure.add_subplot()
     for region in BRATS_REGIONS:
         values = [metric_of(run.phase_summary(p), region, "dice") for p in phases]
-        ax.plot(x, [np.nan if v is None else v for v in values], marker="o", color=REGION_COLOURS[region],
-                lw=1.6, label=region)
+        ax.plot(
+            x,
+            [np.nan if v is None else v for v in values],
+            marker="o",
+            color=REGION_COLOURS[region],
+            lw=1.6,
+            label=region,
+        )
     score = [as_float(v) for v in [stages[0].get("teacher_val")] + [s.get("student_val") for s in stages]]
     score_line = [np.nan if v is None else v for v in score]
-    ax.plot(x, score_line, color="black", ls="--", marker="s", ms=4,
-            lw=1.2, label=f"mean of {REGIONS_SLASHED}")
+    ax.plot(x, score_line, color="black", ls="--", marker="s", ms=4, lw=1.2, label=f"mean of {REGIONS_SLASHED}")
     promoted = [i + 1 for i, s in enumerate(stages) if s.get("promoted")]
     if promoted:
-        ax.scatter(x[promoted], [score_line[i] for i in promoted], marker="*", s=260, color="gold", edgecolor="black",
-                   zorder=5, label="promoted to teacher")
+        ax.scatter(
+            x[promoted],
+            [score_line[i] for i in promoted],
+            marker="*",
+            s=260,
+            color="gold",
+            edgecolor="black",
+            zorder=5,
+            label="promoted to teacher",
+        )
     final = final_phase(run)
     if final in phases:
         i = phases.index(final)
         ax.axvspan(i - 0.3, i + 0.3, color="#ffe8a3", alpha=0.6, zorder=0)
         ax.text(i, 1.02, "final model", ha="center", va="bottom", fontsize=9)
-    labels = ["teacher\n(labeled only)"] + [f"stage {s['stage']}\nτ={s['tau']:.2f}, {s['members']} cases"
-                                            if s["members"] else f"stage {s['stage']}\n(labeled only)"
-                                            for s in stages]
+    labels = ["teacher\n(labeled only)"] + [
+        f"stage {s['stage']}\nτ={s['tau']:.2f}, {s['members']} cases"
+        if s["members"]
+        else f"stage {s['stage']}\n(labeled only)"
+        for s in stages
+    ]
     ax.set_xticks(x, labels, fontsize=9)
     ax.set_xlim(-0.5, len(phases) - 0.5)
     ax.set_ylim(0, 1.08)
@@ -79,23 +95,49 @@ def stages_section(run: RunFolder) -> Section | None:
     stages = run.stages
     if not stages:
         return None
-    picture = Picture(stages_figure(run, run.path / f"{FIGURE_PREFIX}stages.png"),
-                      "Validation Dice of WT, TC and ET after the teacher and each student stage; a star marks "
-                      "a stage that beat its teacher and became the teacher of the next stage")
+    picture = Picture(
+        stages_figure(run, run.path / f"{FIGURE_PREFIX}stages.png"),
+        "Validation Dice of WT, TC and ET after the teacher and each student stage; a star marks "
+        "a stage that beat its teacher and became the teacher of the next stage",
+    )
     rows = []
     for s in stages:
         stats_path = run.path / f"stage_{s['stage']}" / "pseudo_stats.json"
         stats = json.loads(stats_path.read_text()) if stats_path.is_file() else None
         tau = f"{s['tau']:.2f}" if s["members"] else "-"  # τ only acts on pseudo-labeled patches
-        rows.append([str(s["stage"]), tau, str(s["members"]), _confident_share(stats),
-                     s.get("teacher", "-"), format_number(s.get("teacher_val"), 4),
-                     format_number(s.get("student_val"), 4), format_number(s.get("mean_agreement"), 4),
-                     "yes" if s.get("promoted") else "no"])
-    table = Table(["stage", "τ", "pseudo-labeled cases", "confident tumour voxels", "started from",
-                   "its val Dice", "student val Dice", "mean agreement", "promoted"], rows,
-                  caption="Val Dice: mean Dice of WT, TC and ET. Confident tumour voxels: share of the members' "
-                          "pseudo-labeled tumour voxels with confidence ≥ τ (learned; the rest is unlearned). "
-                          "Mean agreement: teacher–student Dice over the pool after the stage's refinement.")
-    title = ("Stages (ours-control: ours' schedule on the labeled cases only)" if run.config.method == "ours-control"
-             else "Curriculum stages (ours)")
+        rows.append(
+            [
+                str(s["stage"]),
+                tau,
+                str(s["members"]),
+                _confident_share(stats),
+                s.get("teacher", "-"),
+                format_number(s.get("teacher_val"), 4),
+                format_number(s.get("student_val"), 4),
+                format_number(s.get("mean_agreement"), 4),
+                "yes" if s.get("promoted") else "no",
+            ]
+        )
+    table = Table(
+        [
+            "stage",
+            "τ",
+            "pseudo-labeled cases",
+            "confident tumour voxels",
+            "started from",
+            "its val Dice",
+            "student val Dice",
+            "mean agreement",
+            "promoted",
+        ],
+        rows,
+        caption="Val Dice: mean Dice of WT, TC and ET. Confident tumour voxels: share of the members' "
+        "pseudo-labeled tumour voxels with confidence ≥ τ (learned; the rest is unlearned). "
+        "Mean agreement: teacher–student Dice over the pool after the stage's refinement.",
+    )
+    title = (
+        "Stages (ours-control: ours' schedule on the labeled cases only)"
+        if run.config.method == "ours-control"
+        else "Curriculum stages (ours)"
+    )
     return Section(title, [picture, table])

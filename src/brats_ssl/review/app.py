@@ -51,12 +51,20 @@ def create_app(run: str | Path, data: str | Path | None = None) -> Starlette:
     def case(request: Request) -> Response:
         case_id = known_case(request)
         if case_id is None:
-            return HTMLResponse(f"<p>No case {request.path_params['case_id']!r} in this run. "
-                                "<a href='/'>All cases</a></p>", status_code=404)
+            return HTMLResponse(
+                f"<p>No case {request.path_params['case_id']!r} in this run. <a href='/'>All cases</a></p>",
+                status_code=404,
+            )
         prefix = f"/case/{quote(case_id, safe='')}/volume/"
         volumes = resolve_layers(store.layers(case_id), lambda name: {"url": prefix + name, "name": name})
-        page = case_page(catalogue, case_id, volumes, mode=mode, niivue=f"/assets/{NIIVUE_ASSET}",
-                         decision=read_review(catalogue.run.path).get(case_id))
+        page = case_page(
+            catalogue,
+            case_id,
+            volumes,
+            mode=mode,
+            niivue=f"/assets/{NIIVUE_ASSET}",
+            decision=read_review(catalogue.run.path).get(case_id),
+        )
         return HTMLResponse(page, headers=NO_STORE)
 
     def volume(request: Request) -> Response:
@@ -81,7 +89,7 @@ def create_app(run: str | Path, data: str | Path | None = None) -> Starlette:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "the body must be JSON: {\"decision\": ..., \"note\": ...}")
+            return _error(400, 'the body must be JSON: {"decision": ..., "note": ...}')
         if not isinstance(body, dict) or body.get("decision") not in DECISIONS:
             return _error(400, f"decision must be one of {', '.join(DECISIONS)}")
         note = body.get("note", "")
@@ -93,21 +101,24 @@ def create_app(run: str | Path, data: str | Path | None = None) -> Starlette:
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name == NIIVUE_ASSET:
-            return Response(niivue.module_source(), media_type="text/javascript",
-                            headers={"Cache-Control": "max-age=3600"})
+            return Response(
+                niivue.module_source(), media_type="text/javascript", headers={"Cache-Control": "max-age=3600"}
+            )
         if name not in ASSETS:
             return _error(404, f"no asset {name!r}")
         media = "text/css" if name.endswith(".css") else "text/javascript"
         return Response(asset_text(name), media_type=media)
 
-    return Starlette(routes=[
-        Route("/", index),
-        Route("/case/{case_id}", case),
-        Route("/case/{case_id}/volume/{name:path}", volume),
-        Route("/api/cases", cases),
-        Route("/api/cases/{case_id}/decision", decision, methods=["POST"]),
-        Route("/assets/{name}", asset),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/case/{case_id}", case),
+            Route("/case/{case_id}/volume/{name:path}", volume),
+            Route("/api/cases", cases),
+            Route("/api/cases/{case_id}/decision", decision, methods=["POST"]),
+            Route("/assets/{name}", asset),
+        ]
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -119,13 +130,21 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)  # connections made once the URL is printed wait for the server to start
     except OSError as error:
         sock.close()
-        raise BadInputError(f"--host {host} --port {port}: cannot listen there ({error.strerror}); "
-                            "choose another --port") from error
+        raise BadInputError(
+            f"--host {host} --port {port}: cannot listen there ({error.strerror}); choose another --port"
+        ) from error
     return sock
 
 
-def serve(run: Path, data: Path | None = None, *, host: str = "127.0.0.1", port: int = 8765,
-          open_browser: bool = True, console=None) -> None:
+def serve(
+    run: Path,
+    data: Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = True,
+    console=None,
+) -> None:
     """Serve the review of ``run`` until interrupted; prints the URL (``--port 0``: any free port)."""
     import uvicorn
 

@@ -70,8 +70,12 @@ class ReviewCatalogue:
         """case → unlabeled | val | selection | labeled, in review order."""
         split, ranking = self.run.split, self._ranking()
         ranked = sorted(split["unlabeled"], key=lambda c: (int(ranking.get(c, {}).get("rank", 10**9)), c))
-        return {**{c: POOL for c in ranked}, **{c: VAL for c in split["val"]},
-                **{c: SELECTION for c in split.get("selection", [])}, **{c: LABELED for c in split["labeled"]}}
+        return {
+            **{c: POOL for c in ranked},
+            **{c: VAL for c in split["val"]},
+            **{c: SELECTION for c in split.get("selection", [])},
+            **{c: LABELED for c in split["labeled"]},
+        }
 
     @property
     def case_ids(self) -> list[str]:
@@ -106,17 +110,23 @@ class ReviewCatalogue:
         rows = []
         for case_id, kind in self.sets.items():
             entry = review.get(case_id, {})
-            row: dict = {"case": case_id, "set": kind, "decision": entry.get("decision", "undecided"),
-                         "note": entry.get("note", "")}
+            row: dict = {
+                "case": case_id,
+                "set": kind,
+                "decision": entry.get("decision", "undecided"),
+                "note": entry.get("note", ""),
+            }
             if kind == POOL:
                 ranked = ranking.get(case_id, {})
-                row.update({
-                    "rank": int(ranked["rank"]) if ranked.get("rank") else None,
-                    "stage": int(ranked["stage"]) if ranked.get("stage") else None,
-                    "confidence": _number(ranked.get("score")),
-                    "agreement": _number(ranked.get("agreement")),
-                    "volumes_ml": {k: _number(ranked.get(f"{k}_ml")) for k in TUMOUR_CLASS_NAMES},
-                })
+                row.update(
+                    {
+                        "rank": int(ranked["rank"]) if ranked.get("rank") else None,
+                        "stage": int(ranked["stage"]) if ranked.get("stage") else None,
+                        "confidence": _number(ranked.get("score")),
+                        "agreement": _number(ranked.get("agreement")),
+                        "volumes_ml": {k: _number(ranked.get(f"{k}_ml")) for k in TUMOUR_CLASS_NAMES},
+                    }
+                )
             else:
                 scores = dice.get(case_id, {})
                 row["dice"] = {r: _number(scores.get(r, {}).get("dice")) for r in REGIONS} if scores else None
@@ -143,8 +153,11 @@ class ReviewCatalogue:
             phases = [p for p in dict.fromkeys([self.final_phase, "teacher"]) if p]
             found = [(p, self.run.path / p / PREDICTIONS[kind] / f"{safe_name(case_id)}.nii.gz") for p in phases]
             model = {p: "teacher" if p == "teacher" else f"final model ({p})" for p in phases}
-            return [Source(f"prediction_{p}", f"prediction of the {model[p]}", path, with_uncertainty=False)
-                    for p, path in found if path.is_file()]
+            return [
+                Source(f"prediction_{p}", f"prediction of the {model[p]}", path, with_uncertainty=False)
+                for p, path in found
+                if path.is_file()
+            ]
         return []
 
     def _pseudo_sources(self, case_id: str) -> list[Source]:
@@ -154,8 +167,10 @@ class ReviewCatalogue:
             k = rounds[-1].name.split("_")[1]
             sources.append(Source(rounds[-1].name, f"pseudo-label refined after stage {k}", rounds[-1], True))
         sources.append(Source(rounds[0].name, "teacher's pseudo-label (round 0)", rounds[0], True))
-        students = sorted((p for p in self.run.path.glob("stage_*/student_pseudo") if p.is_dir()),
-                          key=lambda p: int(p.parent.name.split("_")[1]))
+        students = sorted(
+            (p for p in self.run.path.glob("stage_*/student_pseudo") if p.is_dir()),
+            key=lambda p: int(p.parent.name.split("_")[1]),
+        )
         if students:
             stage = students[-1].parent.name
             sources.append(Source(f"student_{stage}", f"student of {stage.replace('_', ' ')} (MC)", students[-1], True))
@@ -176,8 +191,10 @@ class ReviewCatalogue:
 
         convention = self.dataset.case(case_id).convention
         values = convention.to_file(np.arange(NUM_CLASSES))
-        return [{"value": int(values[c]), "name": CLASS_NAMES[c], "rgb": [round(255 * x) for x in LABEL_COLOURS[c]]}
-                for c in range(1, NUM_CLASSES)]
+        return [
+            {"value": int(values[c]), "name": CLASS_NAMES[c], "rgb": [round(255 * x) for x in LABEL_COLOURS[c]]}
+            for c in range(1, NUM_CLASSES)
+        ]
 
     def modalities(self) -> tuple[str, ...]:
         return MODALITIES

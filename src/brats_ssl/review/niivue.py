@@ -31,13 +31,17 @@ def bundle_path() -> Path:
         if not path.is_file():
             raise BadInputError(f"file {path} (BRATS_SSL_NIIVUE): does not exist")
         return path
-    versions = {p: tuple(int(x) for x in match.groups())
-                for p in VENDOR.glob("niivue-*.min.js") if (match := _NAME.fullmatch(p.name))}
+    versions = {
+        p: tuple(int(x) for x in match.groups())
+        for p in VENDOR.glob("niivue-*.min.js")
+        if (match := _NAME.fullmatch(p.name))
+    }
     found = sorted(versions, key=versions.__getitem__)
     if not found:
         raise BadInputError(
             f"folder {VENDOR}: NiiVue is not installed; run `make install` (it takes @niivue/niivue from the npm "
-            "registry) or set BRATS_SSL_NIIVUE to a copy of that package's build/index.min.js")
+            "registry) or set BRATS_SSL_NIIVUE to a copy of that package's build/index.min.js"
+        )
     return found[-1]
 
 

@@ -23,8 +23,10 @@ SET_NAMES = {POOL: "unlabeled", VAL: "validation", SELECTION: "selection (choose
 
 ASSETS = ("review.css", "viewer.js", "index.js")
 VIEWS = (("multiplanar + render", 3), ("axial", 0), ("coronal", 1), ("sagittal", 2), ("render", 4))
-KEYS = ("keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling "
-        "· g ground truth")
+KEYS = (
+    "keys: n / p next / previous case · a accept · r reject · u undecided · 1–4 modality · t next labelling "
+    "· g ground truth"
+)
 
 
 def asset_text(name: str) -> str:
@@ -56,8 +58,10 @@ class PageMode:
 
 
 def _page(title: str, header: str, body: str, mode: PageMode, scripts: str = "") -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"{mode.style()}</head><body><header>{header}</header><main>{body}</main>{scripts}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"{mode.style()}</head><body><header>{header}</header><main>{body}</main>{scripts}</body></html>\n"
+    )
 
 
 def _fmt(value: float | int | None, digits: int = 3) -> str:
@@ -87,25 +91,43 @@ def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> 
 
     pool = [r for r in rows if r["set"] == POOL]
     others = [r for r in rows if r["set"] != POOL]
-    pool_rows = [[link(r["case"]), _fmt(r["rank"]), _fmt(r["stage"]), _fmt(r["confidence"]), _fmt(r["agreement"]),
-                  *(_fmt(r["volumes_ml"][k], 1) for k in TUMOUR_CLASS_NAMES), _decision_cell(r["decision"])]
-                 for r in pool]
-    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in REGIONS)]
-                  for r in others]
+    pool_rows = [
+        [
+            link(r["case"]),
+            _fmt(r["rank"]),
+            _fmt(r["stage"]),
+            _fmt(r["confidence"]),
+            _fmt(r["agreement"]),
+            *(_fmt(r["volumes_ml"][k], 1) for k in TUMOUR_CLASS_NAMES),
+            _decision_cell(r["decision"]),
+        ]
+        for r in pool
+    ]
+    other_rows = [[link(r["case"]), r["set"], *(_fmt((r["dice"] or {}).get(k)) for k in REGIONS)] for r in others]
     run_name = catalogue.run.path.resolve().name
     body = (
         f"<h2>Unlabeled pool ({len(pool)} cases)</h2>"
-        + _table(["case", "rank", "stage", "confidence", "agreement", *(f"{k} (ml)" for k in TUMOUR_CLASS_NAMES),
-                  "decision"],
-                 pool_rows, "pool")
+        + _table(
+            [
+                "case",
+                "rank",
+                "stage",
+                "confidence",
+                "agreement",
+                *(f"{k} (ml)" for k in TUMOUR_CLASS_NAMES),
+                "decision",
+            ],
+            pool_rows,
+            "pool",
+        )
         + '<p class="caption">Ranked as the latest pseudo-label round orders the next stage: rank, the curriculum '
-          "stage the rank admits the case to, the pseudo-label's image-level confidence, the teacher–student "
-          "agreement (Dice, after a refinement), the predicted class volumes. A rejected case leaves the "
-          "pseudo-labeled pool; an accepted one enters the next stage whatever its rank.</p>"
+        "stage the rank admits the case to, the pseudo-label's image-level confidence, the teacher–student "
+        "agreement (Dice, after a refinement), the predicted class volumes. A rejected case leaves the "
+        "pseudo-labeled pool; an accepted one enters the next stage whatever its rank.</p>"
         + f"<h2>Labeled and validation cases ({len(others)})</h2>"
         + _table(["case", "set", *(f"Dice {r}" for r in REGIONS)], other_rows, "labeled")
         + f'<p class="caption">Dice of {html.escape(_scored_model(catalogue))} on the validation cases; labeled '
-          "training cases are not scored.</p>"
+        "training cases are not scored.</p>"
     )
     header = f"<h1>brats-ssl review: {html.escape(run_name)}</h1>"
     if mode.static:
@@ -126,15 +148,26 @@ def resolve_layers(layers: dict, ref_of: Callable[[str], dict]) -> dict:
     }
 
 
-def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: PageMode, niivue: str | dict,
-              decision: dict | None) -> str:
+def case_page(
+    catalogue: ReviewCatalogue,
+    case_id: str,
+    volumes: dict,
+    *,
+    mode: PageMode,
+    niivue: str | dict,
+    decision: dict | None,
+) -> str:
     """``niivue``: the module's URL, or ``{"gzip_base64": ...}`` holding it (static pages)."""
     kind = catalogue.require_case(case_id)
     previous, following = catalogue.neighbours(case_id)
     decide_url = None if mode.static or kind != POOL else f"/api/cases/{quote(case_id, safe='')}/decision"
     config: dict[str, Any] = {
-        "case": case_id, "set": kind, "niivue": niivue, "volumes": volumes,
-        "label_colours": catalogue.label_colours(case_id), "decide_url": decide_url,
+        "case": case_id,
+        "set": kind,
+        "niivue": niivue,
+        "volumes": volumes,
+        "label_colours": catalogue.label_colours(case_id),
+        "decide_url": decide_url,
         "uncertainty_floor": round(1 - catalogue.run.config.ssl.tau_start, 4),
         "previous_url": mode.case_href(previous) if previous else None,
         "next_url": mode.case_href(following) if following else None,
@@ -145,27 +178,37 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
         '<fieldset><legend>Image</legend><select id="modality">'
         + "".join(f'<option value="{m}">{m.upper()}</option>' for m in volumes["modalities"])
         + '</select> <select id="view">'
-        + "".join(f'<option value="{value}">{name}</option>' for name, value in VIEWS) + "</select></fieldset>",
+        + "".join(f'<option value="{value}">{name}</option>' for name, value in VIEWS)
+        + "</select></fieldset>",
     ]
     if sources:
         with_uncertainty = any("confidence" in s for s in sources)
         controls.append(
             f"<fieldset><legend>{'Pseudo-label' if kind == POOL else 'Prediction'}</legend>"
-            + '<select id="source">' + "".join(f'<option value="{i}">{html.escape(s["title"])}</option>'
-                                               for i, s in enumerate(sources)) + "</select>"
+            + '<select id="source">'
+            + "".join(f'<option value="{i}">{html.escape(s["title"])}</option>' for i, s in enumerate(sources))
+            + "</select>"
             + '<label><input type="checkbox" id="show-label" checked> show labels</label>'
             + '<label>opacity <input type="range" id="label-opacity" min="0" max="1" step="0.05" value="0.5"></label>'
-            + ('<label>uncertainty <select id="uncertainty"><option value="entropy">entropy (1 − confidence)</option>'
-               '<option value="mutual_information">mutual information</option><option value="off">off</option>'
-               '</select></label><label>opacity <input type="range" id="uncertainty-opacity" min="0" max="1" '
-               'step="0.05" value="0.7"></label>' if with_uncertainty else
-               '<p class="keys">no uncertainty map: validation predictions are deterministic</p>')
-            + "</fieldset>")
+            + (
+                '<label>uncertainty <select id="uncertainty"><option value="entropy">entropy (1 − confidence)</option>'
+                '<option value="mutual_information">mutual information</option><option value="off">off</option>'
+                '</select></label><label>opacity <input type="range" id="uncertainty-opacity" min="0" max="1" '
+                'step="0.05" value="0.7"></label>'
+                if with_uncertainty
+                else '<p class="keys">no uncertainty map: validation predictions are deterministic</p>'
+            )
+            + "</fieldset>"
+        )
     if volumes["ground_truth"]:
-        controls.append('<fieldset><legend>Ground truth</legend><label><input type="checkbox" id="show-truth"> '
-                        "show the expert labels</label></fieldset>")
-    legend = "".join(f'<span><i style="background: rgb({",".join(map(str, c["rgb"]))})"></i>{c["name"]}</span>'
-                     for c in config["label_colours"])
+        controls.append(
+            '<fieldset><legend>Ground truth</legend><label><input type="checkbox" id="show-truth"> '
+            "show the expert labels</label></fieldset>"
+        )
+    legend = "".join(
+        f'<span><i style="background: rgb({",".join(map(str, c["rgb"]))})"></i>{c["name"]}</span>'
+        for c in config["label_colours"]
+    )
     controls.append(f'<p class="legend">{legend}</p>')
     if kind == POOL:
         disabled = " disabled" if mode.static else ""
@@ -177,14 +220,22 @@ def case_page(catalogue: ReviewCatalogue, case_id: str, volumes: dict, *, mode: 
             f'<button data-decision="undecided" id="undecided"{disabled}>undecided</button>'
             f'<textarea id="note" rows="2" placeholder="note"{disabled}>{note}</textarea>'
             + ("<p class='keys'>static copy: decide in <code>brats-ssl review</code></p>" if mode.static else "")
-            + "</fieldset>")
+            + "</fieldset>"
+        )
     controls.append(f'<p class="keys">{KEYS}</p>')
-    nav = " ".join(f'<a href="{html.escape(mode.case_href(c))}">{label}</a>'
-                   for c, label in ((previous, "← previous"), (following, "next →")) if c)
-    header = (f'<a href="{mode.index_href}">all cases</a><h1>{html.escape(case_id)}</h1>'
-              f"<span>{SET_NAMES.get(kind, 'labeled')}</span>{nav}")
-    body = (f'<div class="case"><div class="controls">{"".join(controls)}</div>'
-            '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div>'
-            '<p id="viewer-status">starting the viewer …</p></div>'
-            f'</div><script type="application/json" id="review-config">{_json_for_script(config)}</script>')
+    nav = " ".join(
+        f'<a href="{html.escape(mode.case_href(c))}">{label}</a>'
+        for c, label in ((previous, "← previous"), (following, "next →"))
+        if c
+    )
+    header = (
+        f'<a href="{mode.index_href}">all cases</a><h1>{html.escape(case_id)}</h1>'
+        f"<span>{SET_NAMES.get(kind, 'labeled')}</span>{nav}"
+    )
+    body = (
+        f'<div class="case"><div class="controls">{"".join(controls)}</div>'
+        '<div class="viewer"><div class="canvas-box"><canvas id="viewer"></canvas></div>'
+        '<p id="viewer-status">starting the viewer …</p></div>'
+        f'</div><script type="application/json" id="review-config">{_json_for_script(config)}</script>'
+    )
     return _page(f"review {case_id}", header, body, mode, mode.script("viewer.js"))

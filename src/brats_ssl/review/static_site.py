@@ -60,11 +60,12 @@ def write_static(run: Path, out: Path, data: Path | None = None, *, console=None
     with make_progress(console) as progress:
         for case_id in track(progress, catalogue.case_ids, description="static pages", total=len(catalogue.case_ids)):
             files = store.build_all(case_id)
-            volumes = resolve_layers(store.layers(case_id),
-                                     # resolve_layers calls it at once, with this iteration's files
-                                     lambda name: {"name": name, "data": _inlined(files[name])})  # noqa: B023
-            page = case_page(catalogue, case_id, volumes, mode=mode, niivue=niivue_module,
-                             decision=review.get(case_id))
+            volumes = resolve_layers(
+                store.layers(case_id),
+                # resolve_layers calls it at once, with this iteration's files
+                lambda name: {"name": name, "data": _inlined(files[name])},  # noqa: B023
+            )
+            page = case_page(catalogue, case_id, volumes, mode=mode, niivue=niivue_module, decision=review.get(case_id))
             path = atomic.write_text(inside(out, f"{safe_name(case_id)}.html"), page)
             size = path.stat().st_size
             if size > PAGE_LIMIT and console is not None:

@@ -38,8 +38,9 @@ class VolumeStore:
     def layers(self, case_id: str) -> dict:
         """Volume names by role, for the viewer's configuration."""
         case = self.catalogue.case(case_id)
-        modalities = {m: f"{m}{self._modality_suffix(case, m)}"
-                      for m in self.catalogue.modalities() if m in case.images}
+        modalities = {
+            m: f"{m}{self._modality_suffix(case, m)}" for m in self.catalogue.modalities() if m in case.images
+        }
         sources = []
         for source in self.catalogue.sources(case_id):
             maps = PSEUDO_MAPS if source.with_uncertainty else (PREDICTION_MAP,)

@@ -19,8 +19,9 @@ FIELDS_ADDED_LATER = {"mc_scope": "decoder"}
 
 def model_fingerprint(config: Config) -> str:
     """Identity of the network a checkpoint belongs to: architecture, width and output form."""
-    model = {key: value for key, value in config.model.__dict__.items()
-             if FIELDS_ADDED_LATER.get(key, object()) != value}
+    model = {
+        key: value for key, value in config.model.__dict__.items() if FIELDS_ADDED_LATER.get(key, object()) != value
+    }
     blob = json.dumps([model, config.train.loss], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -28,5 +29,9 @@ def model_fingerprint(config: Config) -> str:
 def build_model(config: Config) -> nn.Module:
     from brats_ssl.networks.registry import build_network
 
-    return build_network(config.model, in_channels=len(MODALITIES), out_channels=output_channels(config.train.loss),
-                         patch_size=config.train.patch_size)
+    return build_network(
+        config.model,
+        in_channels=len(MODALITIES),
+        out_channels=output_channels(config.train.loss),
+        patch_size=config.train.patch_size,
+    )

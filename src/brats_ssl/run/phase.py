@@ -61,8 +61,9 @@ def make_validator(ctx: RunContext):
     return validate
 
 
-def evaluate_cases(ctx: RunContext, model: nn.Module, cases: list, out_dir: Path, *, kind: str = "val",
-                   save_predictions: bool = True) -> Summary:
+def evaluate_cases(
+    ctx: RunContext, model: nn.Module, cases: list, out_dir: Path, *, kind: str = "val", save_predictions: bool = True
+) -> Summary:
     """Metrics of ``cases`` in their original geometry (format of ``brats-ssl evaluate``) →
     ``out_dir/<summary file of kind>``; predictions in ``out_dir/<kind>_predictions/``."""
     options = InferenceOptions.from_config(ctx.config, mc_samples=1, tta=False)
@@ -141,15 +142,32 @@ def train_phase(
         state = load_model_weights(model, init_from, fingerprint=ctx.fingerprint)
         optimizer_state = state.get("optimizer") if init_optimizer else None
     builder = BatchBuilder(
-        pools, patch_size=tuple(cfg.train.patch_size),
-        foreground_fraction=cfg.train.foreground_fraction, augment=cfg.train.augment, seed=cfg.seed,
-        stream=name, rank=distributed.rank(), world=distributed.world_size(),
+        pools,
+        patch_size=tuple(cfg.train.patch_size),
+        foreground_fraction=cfg.train.foreground_fraction,
+        augment=cfg.train.augment,
+        seed=cfg.seed,
+        stream=name,
+        rank=distributed.rank(),
+        world=distributed.world_size(),
     )
     trainer = Trainer(
-        model=model, loss_fn=loss_fn, batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
-        out_dir=out_dir, steps=steps, config=cfg.train, device=ctx.device, seed=cfg.seed,
-        validator=make_validator(ctx), score=mean_region_dice, view=VALIDATION_VIEW, hooks=hooks,
-        fingerprint=ctx.fingerprint, description=name, progress=ctx.progress, schedule_window=schedule_window,
+        model=model,
+        loss_fn=loss_fn,
+        batches=lambda a, b: batch_loader(builder, a, b, cfg.train.num_workers),
+        out_dir=out_dir,
+        steps=steps,
+        config=cfg.train,
+        device=ctx.device,
+        seed=cfg.seed,
+        validator=make_validator(ctx),
+        score=mean_region_dice,
+        view=VALIDATION_VIEW,
+        hooks=hooks,
+        fingerprint=ctx.fingerprint,
+        description=name,
+        progress=ctx.progress,
+        schedule_window=schedule_window,
         optimizer_state=optimizer_state,
     )
     result = trainer.fit()

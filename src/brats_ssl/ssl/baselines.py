@@ -31,23 +31,41 @@ def run_self_training(ctx: RunContext) -> MethodResult:
     """All pseudo-labels (one deterministic pass), no uncertainty, no curriculum, no unlearning."""
     cfg, s = ctx.config, ctx.config.ssl
     teacher = train_teacher(ctx)
-    pseudo = label_pool(ctx, teacher.model, ctx.unlabeled, ctx.run_dir / "pseudo" / "round_0", mc=1, tta=False,
-                        description="pseudo-label")
+    pseudo = label_pool(
+        ctx,
+        teacher.model,
+        ctx.unlabeled,
+        ctx.run_dir / "pseudo" / "round_0",
+        mc=1,
+        tta=False,
+        description="pseudo-label",
+    )
     steps = student_steps(ctx)
-    loss = DualLoss(output=cfg.train.loss, tau=0.0, beta=0.0, unlearn="none", weighted=False,
-                    lambda_max=s.lambda_max, rampup_steps=int(s.rampup_fraction * s.stage_steps))
+    loss = DualLoss(
+        output=cfg.train.loss,
+        tau=0.0,
+        beta=0.0,
+        unlearn="none",
+        weighted=False,
+        lambda_max=s.lambda_max,
+        rampup_steps=int(s.rampup_fraction * s.stage_steps),
+    )
     n_labeled, n_pseudo = _counts(ctx)
-    pools = [Pool(ctx.labeled_items(), n_labeled, LABELED),
-             pseudo_pool(ctx, pseudo, [c.case_id for c in ctx.unlabeled], n_pseudo)]
-    student = train_phase(ctx, "student", pools=pools, loss_fn=loss, steps=steps,
-                          init_from=final_weights(ctx, TEACHER_PHASE))
-    return MethodResult(final_phase=student.name, val=student.summary, teacher=teacher.summary,
-                        student=student.summary)
+    pools = [
+        Pool(ctx.labeled_items(), n_labeled, LABELED),
+        pseudo_pool(ctx, pseudo, [c.case_id for c in ctx.unlabeled], n_pseudo),
+    ]
+    student = train_phase(
+        ctx, "student", pools=pools, loss_fn=loss, steps=steps, init_from=final_weights(ctx, TEACHER_PHASE)
+    )
+    return MethodResult(final_phase=student.name, val=student.summary, teacher=teacher.summary, student=student.summary)
 
 
 def unlabeled_pool(ctx: RunContext, samples: int) -> Pool:
-    items = [TrainItem(c.case_id, ctx.preprocessed(c).image, {}, foreground=np.zeros((0, 3), np.int32))
-             for c in ctx.unlabeled]
+    items = [
+        TrainItem(c.case_id, ctx.preprocessed(c).image, {}, foreground=np.zeros((0, 3), np.int32))
+        for c in ctx.unlabeled
+    ]
     return Pool(items, samples, UNLABELED)
 
 
@@ -58,10 +76,16 @@ def run_consistency(ctx: RunContext, *, uncertainty: bool) -> MethodResult:
     steps = cfg.train.steps + student_steps(ctx)
     model = ctx.new_model()
     teacher = EMATeacher(model, s.ema_decay)
-    loss = ConsistencyLoss(teacher=teacher, output=cfg.train.loss, weight=s.consistency_weight,
-                           rampup_steps=int(s.rampup_fraction * steps), total_steps=steps,
-                           uncertainty_passes=cfg.inference.mc_samples if uncertainty else 0,
-                           noise=s.consistency_noise, shared_encoder=s.uamt_shared_encoder)
+    loss = ConsistencyLoss(
+        teacher=teacher,
+        output=cfg.train.loss,
+        weight=s.consistency_weight,
+        rampup_steps=int(s.rampup_fraction * steps),
+        total_steps=steps,
+        uncertainty_passes=cfg.inference.mc_samples if uncertainty else 0,
+        noise=s.consistency_noise,
+        shared_encoder=s.uamt_shared_encoder,
+    )
     n_labeled, n_unlabeled = _counts(ctx)
     pools = [Pool(ctx.labeled_items(), n_labeled, LABELED), unlabeled_pool(ctx, n_unlabeled)]
     name = "ua_mt" if uncertainty else "mean_teacher"

@@ -60,9 +60,11 @@ class BCPLoss:
             self.teacher.model.eval()
             pseudo = largest_component(self.teacher.model(image[unlabeled]).argmax(1))
         label[unlabeled] = pseudo
-        weight = torch.where((kind == LABELED).view(-1, *([1] * (label.dim() - 1))),
-                             torch.ones_like(label, dtype=torch.float32),
-                             torch.full_like(label, U_WEIGHT, dtype=torch.float32))
+        weight = torch.where(
+            (kind == LABELED).view(-1, *([1] * (label.dim() - 1))),
+            torch.ones_like(label, dtype=torch.float32),
+            torch.full_like(label, U_WEIGHT, dtype=torch.float32),
+        )
         for i, j in zip(labeled.tolist(), unlabeled.tolist()):
             a = {"image": image[i], "label": label[i], "weight": weight[i]}
             b = {"image": image[j], "label": label[j], "weight": weight[j]}
@@ -83,6 +85,14 @@ def run_bcp(ctx: RunContext) -> MethodResult:
     n_labeled, n_unlabeled = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
     pools = [Pool(ctx.labeled_items(), n_labeled, LABELED), unlabeled_pool(ctx, n_unlabeled)]
     loss = BCPLoss(teacher=ema, ratio=s.copy_paste_ratio, seed=cfg.seed)
-    result = train_phase(ctx, PHASE, pools=pools, loss_fn=loss, steps=student_steps(ctx), hooks=[ema], model=model,
-                         init_from=final_weights(ctx, teacher.name))
+    result = train_phase(
+        ctx,
+        PHASE,
+        pools=pools,
+        loss_fn=loss,
+        steps=student_steps(ctx),
+        hooks=[ema],
+        model=model,
+        init_from=final_weights(ctx, teacher.name),
+    )
     return MethodResult(final_phase=PHASE, val=result.summary, teacher=teacher.summary, student=result.summary)

@@ -13,8 +13,9 @@ import numpy as np
 from scipy import ndimage
 
 
-def region_of_interest(label: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...],
-                       margin_mm: float) -> np.ndarray:
+def region_of_interest(
+    label: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...], margin_mm: float
+) -> np.ndarray:
     tumour = np.asarray(label) > 0
     if not tumour.any():
         return np.asarray(brain, dtype=bool)
@@ -22,8 +23,15 @@ def region_of_interest(label: np.ndarray, brain: np.ndarray, spacing: tuple[floa
     return (distance <= margin_mm) & (np.asarray(brain, dtype=bool) | tumour)
 
 
-def image_confidence(label: np.ndarray, confidence: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...],
-                     *, margin_mm: float, empty_penalty: float) -> float:
+def image_confidence(
+    label: np.ndarray,
+    confidence: np.ndarray,
+    brain: np.ndarray,
+    spacing: tuple[float, ...],
+    *,
+    margin_mm: float,
+    empty_penalty: float,
+) -> float:
     roi = region_of_interest(label, brain, spacing, margin_mm)
     if not roi.any():
         return 0.0

@@ -26,8 +26,9 @@ def box_mask(shape: tuple[int, ...], ratio: float, generator: torch.Generator) -
     return mask
 
 
-def paste(inside: dict[str, torch.Tensor], outside: dict[str, torch.Tensor],
-          mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def paste(
+    inside: dict[str, torch.Tensor], outside: dict[str, torch.Tensor], mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per key, ``inside``'s values in the box and ``outside``'s elsewhere. Tensors are (C, *S) or
     (*S); the mask is (*S)."""
     mixed = {}
@@ -39,8 +40,9 @@ def paste(inside: dict[str, torch.Tensor], outside: dict[str, torch.Tensor],
     return mixed
 
 
-def bidirectional(labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor], *, ratio: float,
-                  generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def bidirectional(
+    labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor], *, ratio: float, generator: torch.Generator
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(labeled patch with an unlabeled box pasted in, unlabeled patch with a labeled box pasted
     in), both from one box of the spatial shape of ``labeled["image"]`` (C, *S)."""
     mask = box_mask(tuple(labeled["image"].shape[1:]), ratio, generator)

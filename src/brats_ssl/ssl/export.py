@@ -31,17 +31,28 @@ from brats_ssl.ssl.pseudolabels import PseudoLabel
 from brats_ssl.ssl.review_decisions import read_decisions
 
 
-def export_case(case: CaseRef, meta: PreprocessMeta, pseudo: PseudoLabel, target: Path, *,
-                probabilities: np.ndarray | None = None, rule: Rule = IDENTITY) -> Path:
+def export_case(
+    case: CaseRef,
+    meta: PreprocessMeta,
+    pseudo: PseudoLabel,
+    target: Path,
+    *,
+    probabilities: np.ndarray | None = None,
+    rule: Rule = IDENTITY,
+) -> Path:
     """One case's pseudo-label (after the post-processing ``rule``), confidence and mutual
     information (and a probabilistic mask) as NIfTI files in ``target``, in the case's own
     geometry and label convention."""
     labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, float(np.prod(meta.spacing)) / 1000)
     write_label_map(case, labels, target / "pseudo_label.nii.gz")
-    write_float_map(case, restore_map(confidence_codec.decode(pseudo.confidence), meta, fill=1.0),
-                    target / "confidence.nii.gz")
-    write_float_map(case, restore_map(confidence_codec.decode_fraction(pseudo.mutual_information), meta),
-                    target / "mutual_information.nii.gz")
+    write_float_map(
+        case, restore_map(confidence_codec.decode(pseudo.confidence), meta, fill=1.0), target / "confidence.nii.gz"
+    )
+    write_float_map(
+        case,
+        restore_map(confidence_codec.decode_fraction(pseudo.mutual_information), meta),
+        target / "mutual_information.nii.gz",
+    )
     if probabilities is not None:
         probs = restore_probabilities(confidence_codec.decode_fraction(probabilities), meta)
         write_float_map(case, np.moveaxis(probs, 0, -1), target / "teacher_probabilities.nii.gz")
@@ -67,9 +78,16 @@ def export_pseudolabels(run: Path, data: Path, out: Path, *, postprocess: bool =
     with make_progress(console) as progress:
         for case in track(progress, cases, description="export", total=len(cases)):
             teacher = PseudoLabel.load(case_folder(teacher_round, case))
-            written.append(export_case(case, cache.get(case).meta, PseudoLabel.load(case_folder(latest, case)),
-                                       inside(out, safe_name(case.case_id)), probabilities=teacher.probabilities,
-                                       rule=rule))
+            written.append(
+                export_case(
+                    case,
+                    cache.get(case).meta,
+                    PseudoLabel.load(case_folder(latest, case)),
+                    inside(out, safe_name(case.case_id)),
+                    probabilities=teacher.probabilities,
+                    rule=rule,
+                )
+            )
     ranking = latest / "ranking.csv"
     if ranking.exists():
         atomic.write_text(out / "ranking.csv", ranking.read_text())

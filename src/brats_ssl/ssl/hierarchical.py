@@ -28,8 +28,9 @@ def offline_probabilities(label: torch.Tensor, confidence: torch.Tensor, classes
     return c * one_hot + (1 - c) / classes
 
 
-def _class_balanced_nll(log_q: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
-                        classes: int) -> torch.Tensor:
+def _class_balanced_nll(
+    log_q: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, classes: int
+) -> torch.Tensor:
     """Mean over the classes present of the weighted mean NLL of each class's voxels.
     ``log_q`` (B, K, *S) log-probabilities over K choices; ``target`` (B, *S) in [0, K)."""
     nll = F.nll_loss(log_q, target, reduction="none")
@@ -42,8 +43,15 @@ def _class_balanced_nll(log_q: torch.Tensor, target: torch.Tensor, mask: torch.T
     return torch.stack(terms).mean() if terms else log_q.sum() * 0.0
 
 
-def hierarchical_loss(log_p: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, tau: float,
-                      tau_subclass: float, weighted: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+def hierarchical_loss(
+    log_p: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    tau: float,
+    tau_subclass: float,
+    weighted: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Student log-probabilities ``log_p`` (B, C, *S; class 0 background) against soft targets
     ``target`` (B, C, *S) on ``valid`` voxels (B, *S). Returns the loss and the shares of voxels
     learned at each level."""
@@ -64,5 +72,7 @@ def hierarchical_loss(log_p: torch.Tensor, target: torch.Tensor, valid: torch.Te
     weight_2 = (sure * sub_sure) if weighted else torch.ones_like(sure)
     loss_2 = _class_balanced_nll(conditional_log, subclass, level_2, weight_2, log_p.shape[1] - 1)
     n = valid.float().sum().clamp_min(1)
-    return loss_1 + loss_2, {"learn_where": float(level_1.float().sum() / n),
-                             "learn_which": float(level_2.float().sum() / n)}
+    return loss_1 + loss_2, {
+        "learn_where": float(level_1.float().sum() / n),
+        "learn_which": float(level_2.float().sum() / n),
+    }

@@ -39,8 +39,9 @@ def case_folder(round_dir: Path, case: CaseRef | str) -> Path:
 def missing_share(cases: list[CaseRef], round_dir: Path) -> list[CaseRef]:
     """This rank's share of the cases that have no folder in ``round_dir`` yet (all of them in one process)."""
     # Rank 0's view of what is missing, so the shares cover each missing case exactly once.
-    missing = set(distributed.broadcast_object(
-        [c.case_id for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))]))
+    missing = set(
+        distributed.broadcast_object([c.case_id for c in cases if not PseudoLabel.exists(case_folder(round_dir, c))])
+    )
     return distributed.shard([c for c in cases if c.case_id in missing])
 
 
@@ -54,8 +55,17 @@ def audit_info(ctx: RunContext, case: CaseRef, label: np.ndarray) -> dict:
     return {"audit_dice": region_dice(np.asarray(label), np.asarray(truth))}
 
 
-def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_dir: Path, *, mc: int, tta: bool,
-               description: str, keep_probabilities: bool = False) -> dict[str, PseudoLabel]:
+def label_pool(
+    ctx: RunContext,
+    model: nn.Module,
+    cases: list[CaseRef],
+    round_dir: Path,
+    *,
+    mc: int,
+    tta: bool,
+    description: str,
+    keep_probabilities: bool = False,
+) -> dict[str, PseudoLabel]:
     options = InferenceOptions.from_config(ctx.config, mc_samples=mc, tta=tta)
     todo = missing_share(cases, round_dir)
     model.eval()
@@ -65,27 +75,46 @@ def label_pool(ctx: RunContext, model: nn.Module, cases: list[CaseRef], round_di
         # Seeded by round and case: the same masks whichever rank labels it, fresh ones each round.
         torch.manual_seed(case_seed(ctx.config.seed, f"{round_dir.name}/{case.case_id}"))
         prediction = predict_volume(model, pre.image, options, ctx.device)
-        pseudo = PseudoLabel.from_prediction(prediction, tau_neg=ctx.config.ssl.tau_neg,
-                                             keep_probabilities=keep_probabilities)
-        info = {"case": case.case_id, "seconds": time.perf_counter() - start, "mc_samples": mc, "tta": tta,
-                **audit_info(ctx, case, pseudo.label)}
+        pseudo = PseudoLabel.from_prediction(
+            prediction, tau_neg=ctx.config.ssl.tau_neg, keep_probabilities=keep_probabilities
+        )
+        info = {
+            "case": case.case_id,
+            "seconds": time.perf_counter() - start,
+            "mc_samples": mc,
+            "tta": tta,
+            **audit_info(ctx, case, pseudo.label),
+        }
         pseudo.save(case_folder(round_dir, case), info)
     distributed.barrier()  # every rank's cases are on disk before any rank loads them all
     return {c.case_id: PseudoLabel.load(case_folder(round_dir, c)) for c in cases}
 
 
-def rank_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel],
-              agreement: dict[str, float] | None = None) -> list[RankedCase]:
+def rank_pool(
+    ctx: RunContext, pseudo: dict[str, PseudoLabel], agreement: dict[str, float] | None = None
+) -> list[RankedCase]:
     s = ctx.config.ssl
     rows = []
     for case in ctx.unlabeled:
         pre = ctx.preprocessed(case)
         label = pseudo[case.case_id]
         voxel_ml = float(np.prod(pre.meta.voxel_spacing)) / 1000.0
-        score = image_confidence(label.label, label.confidence_float, pre.brain, pre.meta.voxel_spacing,
-                                 margin_mm=s.confidence_margin_mm, empty_penalty=s.empty_penalty)
-        rows.append(RankedCase(case.case_id, score, label.class_volumes(voxel_ml),
-                               agreement=None if agreement is None else agreement[case.case_id]))
+        score = image_confidence(
+            label.label,
+            label.confidence_float,
+            pre.brain,
+            pre.meta.voxel_spacing,
+            margin_mm=s.confidence_margin_mm,
+            empty_penalty=s.empty_penalty,
+        )
+        rows.append(
+            RankedCase(
+                case.case_id,
+                score,
+                label.class_volumes(voxel_ml),
+                agreement=None if agreement is None else agreement[case.case_id],
+            )
+        )
     return rank_cases(rows, stages=s.stages, by_agreement=agreement is not None)
 
 
@@ -99,8 +128,16 @@ def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
             writer = csv.writer(handle)
             writer.writerow(["rank", "case", "score", "agreement", *(f"{k}_ml" for k in TUMOUR_CLASS_NAMES), "stage"])
             for r in ranking:
-                writer.writerow([r.rank, r.case, f"{r.score:.4f}", "" if r.agreement is None else f"{r.agreement:.4f}",
-                                 *(f"{r.volumes_ml[k]:.1f}" for k in TUMOUR_CLASS_NAMES), r.stage])
+                writer.writerow(
+                    [
+                        r.rank,
+                        r.case,
+                        f"{r.score:.4f}",
+                        "" if r.agreement is None else f"{r.agreement:.4f}",
+                        *(f"{r.volumes_ml[k]:.1f}" for k in TUMOUR_CLASS_NAMES),
+                        r.stage,
+                    ]
+                )
 
     return atomic.write_with(path, write)
 
@@ -115,8 +152,11 @@ def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[s
     for case_id in members:
         pre = ctx.preprocessed(ctx.case(case_id))
         label = pseudo[case_id]
-        items.append(TrainItem(case_id, pre.image, {"label": label.label, "confidence": label.confidence,
-                                                    "absent": label.absent}))
+        items.append(
+            TrainItem(
+                case_id, pre.image, {"label": label.label, "confidence": label.confidence, "absent": label.absent}
+            )
+        )
     return Pool(items, samples, PSEUDO)
 
 

@@ -39,8 +39,15 @@ def class_log_probs(logits: torch.Tensor, output: str) -> torch.Tensor:
     return F.log_softmax(logits.float(), 1)
 
 
-def learn_loss(log_p: torch.Tensor, label: torch.Tensor, confidence: torch.Tensor, valid: torch.Tensor,
-               tau: float, *, weighted: bool = True) -> torch.Tensor:
+def learn_loss(
+    log_p: torch.Tensor,
+    label: torch.Tensor,
+    confidence: torch.Tensor,
+    valid: torch.Tensor,
+    tau: float,
+    *,
+    weighted: bool = True,
+) -> torch.Tensor:
     """Confidence-weighted CE + soft Dice on voxels with c ≥ τ; 0 when there are none."""
     mask = valid & (confidence >= tau)
     weight = confidence * mask if weighted else mask.float()
@@ -60,8 +67,16 @@ def learn_loss(log_p: torch.Tensor, label: torch.Tensor, confidence: torch.Tenso
     return ce_term + dice_term
 
 
-def unlearn_loss(log_p: torch.Tensor, label: torch.Tensor, absent: torch.Tensor, confidence: torch.Tensor,
-                 valid: torch.Tensor, tau: float, *, variant: str) -> torch.Tensor:
+def unlearn_loss(
+    log_p: torch.Tensor,
+    label: torch.Tensor,
+    absent: torch.Tensor,
+    confidence: torch.Tensor,
+    valid: torch.Tensor,
+    tau: float,
+    *,
+    variant: str,
+) -> torch.Tensor:
     """Selective unlearning on voxels with c < τ (METHOD step 6); exactly 0 for ``none``."""
     if variant == "none":
         return torch.zeros((), device=log_p.device)
@@ -84,8 +99,18 @@ def unlearn_loss(log_p: torch.Tensor, label: torch.Tensor, absent: torch.Tensor,
 class DualLoss:
     """``loss_fn(model, batch, step)`` for the student of a stage."""
 
-    def __init__(self, *, output: str, tau: float, beta: float, unlearn: str, weighted: bool,
-                 lambda_max: float, rampup_steps: int, step_offset: int = 0):
+    def __init__(
+        self,
+        *,
+        output: str,
+        tau: float,
+        beta: float,
+        unlearn: str,
+        weighted: bool,
+        lambda_max: float,
+        rampup_steps: int,
+        step_offset: int = 0,
+    ):
         self.supervised = SupervisedLoss(output)
         self.output, self.tau, self.beta, self.unlearn = output, tau, beta, unlearn
         self.weighted, self.lambda_max = weighted, lambda_max
@@ -107,14 +132,16 @@ class DualLoss:
             confidence, valid = confidence_codec.decode_tensor(batch["confidence"][pseudo])
             label = batch["label"][pseudo]
             learn = learn_loss(log_p, label, confidence, valid, self.tau, weighted=self.weighted)
-            unlearn = unlearn_loss(log_p, label, batch["absent"][pseudo], confidence, valid, self.tau,
-                                   variant=self.unlearn)
+            unlearn = unlearn_loss(
+                log_p, label, batch["absent"][pseudo], confidence, valid, self.tau, variant=self.unlearn
+            )
             confident = ((confidence >= self.tau) & valid).float().sum()
             logs["confident"] = float(confident / valid.float().sum().clamp_min(1))
         lam = self.weight(step)
         loss = sup + lam * (learn + self.beta * unlearn)
-        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()),
-                    **{"lambda": lam})
+        logs.update(
+            sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()), **{"lambda": lam}
+        )
         return loss, logs
 
 
@@ -154,8 +181,18 @@ class ConsistencyLoss:
     teacher's predictive entropy is below a threshold ramping from 0.75·ln C to ln C.
     """
 
-    def __init__(self, *, teacher: EMATeacher, output: str, weight: float, rampup_steps: int, total_steps: int,
-                 uncertainty_passes: int = 0, noise: float = 0.1, shared_encoder: bool = True):
+    def __init__(
+        self,
+        *,
+        teacher: EMATeacher,
+        output: str,
+        weight: float,
+        rampup_steps: int,
+        total_steps: int,
+        uncertainty_passes: int = 0,
+        noise: float = 0.1,
+        shared_encoder: bool = True,
+    ):
         self.supervised = SupervisedLoss(output)
         self.teacher, self.output = teacher, output
         self.weight, self.rampup_steps, self.total_steps = weight, rampup_steps, total_steps

@@ -67,8 +67,7 @@ def image_confidence(round_dir: Path) -> dict[str, dict]:
 
     path = round_dir / "ranking.csv"
     if not path.is_file():
-        raise BadInputError(f"file {path}: missing; the run's pseudo-labels have no ranking "
-                            "(re-run `brats-ssl train`)")
+        raise BadInputError(f"file {path}: missing; the run's pseudo-labels have no ranking (re-run `brats-ssl train`)")
     try:
         rows = read_ranking(path)
         return {row["case"]: {"rank": int(row["rank"]), "confidence": float(row["score"])} for row in rows}
@@ -76,24 +75,35 @@ def image_confidence(round_dir: Path) -> dict[str, dict]:
         raise BadInputError(f"file {path}: not a brats-ssl ranking ({error})") from error
 
 
-def choose_pseudo_labeled(cases: list[CaseRef], ranking: dict[str, dict], decisions: dict[str, str],
-                          min_confidence: float) -> tuple[list[dict], list[dict]]:
+def choose_pseudo_labeled(
+    cases: list[CaseRef], ranking: dict[str, dict], decisions: dict[str, str], min_confidence: float
+) -> tuple[list[dict], list[dict]]:
     """(included, left out) unlabeled cases, each ``{"case", "confidence", "rank", "review", "reason"}``,
     in ranking order: review decisions first, then the confidence threshold."""
     included, left_out = [], []
     for case in sorted(cases, key=lambda c: ranking.get(c.case_id, {}).get("rank", 1 << 30)):
         row = ranking.get(case.case_id)
         if row is None:
-            raise BadInputError(f"case {case.case_id}: not in the run's ranking.csv; the run's pseudo-labels "
-                                "are incomplete (re-run `brats-ssl train`)")
+            raise BadInputError(
+                f"case {case.case_id}: not in the run's ranking.csv; the run's pseudo-labels "
+                "are incomplete (re-run `brats-ssl train`)"
+            )
         decision = decisions.get(case.case_id)
-        entry = {"case": case.case_id, "confidence": round(row["confidence"], 4), "rank": row["rank"],
-                 "review": decision if decision in ("accept", "reject") else None}
+        entry = {
+            "case": case.case_id,
+            "confidence": round(row["confidence"], 4),
+            "rank": row["rank"],
+            "review": decision if decision in ("accept", "reject") else None,
+        }
         if decision == "reject":
             left_out.append({**entry, "reason": "rejected in review"})
         elif decision == "accept" or row["confidence"] >= min_confidence:
-            included.append({**entry, "reason": "accepted in review" if decision == "accept"
-                             else f"confidence >= {min_confidence:g}"})
+            included.append(
+                {
+                    **entry,
+                    "reason": "accepted in review" if decision == "accept" else f"confidence >= {min_confidence:g}",
+                }
+            )
         else:
             left_out.append({**entry, "reason": f"confidence < {min_confidence:g}"})
     return included, left_out
@@ -123,9 +133,18 @@ def _write_case(case: CaseRef, labels: np.ndarray, root: Path) -> None:
 
 
 @folder_lock.locks("out")
-def export_nnunet(run: Path, data: Path, out: Path, *, dataset_id: int, name: str = "BraTSSSL",
-                  min_confidence: float = 0.0, include_val: bool = True, postprocess: bool = True,
-                  console=None) -> Path:
+def export_nnunet(
+    run: Path,
+    data: Path,
+    out: Path,
+    *,
+    dataset_id: int,
+    name: str = "BraTSSSL",
+    min_confidence: float = 0.0,
+    include_val: bool = True,
+    postprocess: bool = True,
+    console=None,
+) -> Path:
     """Write ``out/DatasetNNN_NAME`` and return its path (see the module docstring); the run's
     post-processing rule applies to the pseudo-labels unless ``postprocess`` is False."""
     from brats_ssl.data.cache import PreprocessCache
@@ -148,8 +167,7 @@ def export_nnunet(run: Path, data: Path, out: Path, *, dataset_id: int, name: st
     labeled = folder.split["labeled"] + folder.split.get("selection", [])
     truth = dataset.subset(labeled + (folder.split["val"] if include_val else []))
     unlabeled = folder.unlabeled_cases(dataset)
-    included, left_out = choose_pseudo_labeled(unlabeled, image_confidence(latest), read_decisions(run),
-                                               min_confidence)
+    included, left_out = choose_pseudo_labeled(unlabeled, image_confidence(latest), read_decisions(run), min_confidence)
     chosen = [c for c in unlabeled if c.case_id in {e["case"] for e in included}]
     require_valid(truth + chosen)
     cache = PreprocessCache(PreprocessParams.from_config(folder.config.data), folder.config.data.cache_dir)
@@ -166,19 +184,24 @@ def export_nnunet(run: Path, data: Path, out: Path, *, dataset_id: int, name: st
                 voxel_ml = float(np.prod(meta.spacing)) / 1000
                 labels = apply_rule(restore_labels(np.asarray(pseudo.label), meta), rule, voxel_ml)
             _write_case(case, labels, tmp)
-        description = (f"brats-ssl run {run.resolve()}: {len(truth)} case(s) with ground truth and {len(chosen)} "
-                       f"pseudo-labeled (image-level confidence >= {min_confidence:g} or accepted in review); "
-                       f"see {SIDECAR}")
+        description = (
+            f"brats-ssl run {run.resolve()}: {len(truth)} case(s) with ground truth and {len(chosen)} "
+            f"pseudo-labeled (image-level confidence >= {min_confidence:g} or accepted in review); "
+            f"see {SIDECAR}"
+        )
         atomic.write_json(tmp / "dataset.json", dataset_json(name, len(truth) + len(chosen), description))
-        atomic.write_json(tmp / SIDECAR, {
-            "run": str(run.resolve()),
-            "pseudo_label_round": latest.name,
-            "min_confidence": min_confidence,
-            "review": str(run / REVIEW_FILE) if (run / REVIEW_FILE).is_file() else None,
-            "label_values": {"1": "ED (edema)", "2": "NCR (necrotic / non-enhancing core)", "3": "ET (enhancing)"},
-            "ground_truth": [{"case": c.case_id, "split": "val" if c.case_id in val else "labeled"} for c in truth],
-            "postprocessing": rule.describe(),
-            "pseudo_labeled": included,
-            "left_out": left_out,
-        })
+        atomic.write_json(
+            tmp / SIDECAR,
+            {
+                "run": str(run.resolve()),
+                "pseudo_label_round": latest.name,
+                "min_confidence": min_confidence,
+                "review": str(run / REVIEW_FILE) if (run / REVIEW_FILE).is_file() else None,
+                "label_values": {"1": "ED (edema)", "2": "NCR (necrotic / non-enhancing core)", "3": "ET (enhancing)"},
+                "ground_truth": [{"case": c.case_id, "split": "val" if c.case_id in val else "labeled"} for c in truth],
+                "postprocessing": rule.describe(),
+                "pseudo_labeled": included,
+                "left_out": left_out,
+            },
+        )
     return target

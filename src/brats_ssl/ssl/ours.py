@@ -40,19 +40,28 @@ from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 from brats_ssl.ssl.teacher import TEACHER_PHASE, train_teacher
 
 
-def refine_round(ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel],
-                 round_dir) -> tuple[dict[str, PseudoLabel], dict[str, float]]:
+def refine_round(
+    ctx: RunContext, current: dict[str, PseudoLabel], student: dict[str, PseudoLabel], round_dir
+) -> tuple[dict[str, PseudoLabel], dict[str, float]]:
     """Refined pseudo-labels of every unlabeled case and the teacher-student agreement (Dice) of each."""
     todo = missing_share(ctx.unlabeled, round_dir)
     for case in track(ctx.progress, todo, description="refine", total=len(todo)):
-        refined, dice = refine(current[case.case_id], student[case.case_id], tau_agree=ctx.config.ssl.tau_agree,
-                               agree=ctx.config.ssl.agree_confidence)
-        refined.save(case_folder(round_dir, case),
-                     {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)})
+        refined, dice = refine(
+            current[case.case_id],
+            student[case.case_id],
+            tau_agree=ctx.config.ssl.tau_agree,
+            agree=ctx.config.ssl.agree_confidence,
+        )
+        refined.save(
+            case_folder(round_dir, case),
+            {"case": case.case_id, "agreement": dice, **audit_info(ctx, case, refined.label)},
+        )
     distributed.barrier()  # every rank's cases are on disk before any rank reads them all
     folders = {c.case_id: case_folder(round_dir, c) for c in ctx.unlabeled}
-    return ({case_id: PseudoLabel.load(f) for case_id, f in folders.items()},
-            {case_id: PseudoLabel.info(f)["agreement"] for case_id, f in folders.items()})
+    return (
+        {case_id: PseudoLabel.load(f) for case_id, f in folders.items()},
+        {case_id: PseudoLabel.info(f)["agreement"] for case_id, f in folders.items()},
+    )
 
 
 def stage_start(ctx: RunContext, k: int, teacher: str) -> dict:
@@ -62,8 +71,11 @@ def stage_start(ctx: RunContext, k: int, teacher: str) -> dict:
     s = ctx.config.ssl
     if s.student_schedule == "restart":
         return {"init_from": final_weights(ctx, teacher)}
-    return {"init_from": final_weights(ctx, TEACHER_PHASE if k == 1 else f"stage_{k - 1}"), "init_optimizer": k > 1,
-            "schedule_window": ((k - 1) * s.stage_steps, s.stages * s.stage_steps)}
+    return {
+        "init_from": final_weights(ctx, TEACHER_PHASE if k == 1 else f"stage_{k - 1}"),
+        "init_optimizer": k > 1,
+        "schedule_window": ((k - 1) * s.stage_steps, s.stages * s.stage_steps),
+    }
 
 
 def online_teacher(ctx: RunContext, k: int) -> EMATeacher:
@@ -86,15 +98,33 @@ def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple
     cfg, s = ctx.config, ctx.config.ssl
     rampup = int(s.rampup_fraction * s.stage_steps)
     if not unlabeled or not learns_from_targets(s):
-        return DualLoss(output=cfg.train.loss, tau=tau, beta=s.beta, unlearn=s.unlearn,
-                        weighted=s.uncertainty_weighting, lambda_max=s.lambda_max, rampup_steps=rampup,
-                        step_offset=(k - 1) * s.stage_steps), []
+        return DualLoss(
+            output=cfg.train.loss,
+            tau=tau,
+            beta=s.beta,
+            unlearn=s.unlearn,
+            weighted=s.uncertainty_weighting,
+            lambda_max=s.lambda_max,
+            rampup_steps=rampup,
+            step_offset=(k - 1) * s.stage_steps,
+        ), []
     teacher = online_teacher(ctx, k) if s.online_weight > 0 else None
     settings = StudentSettings(
-        tau=tau, beta=s.beta, unlearn=s.unlearn, weighted=s.uncertainty_weighting, lambda_max=s.lambda_max,
-        rampup_steps=rampup, online_weight=s.online_weight, strong_views=s.strong_views, copy_paste=s.copy_paste,
-        copy_paste_ratio=s.copy_paste_ratio, hierarchical=s.hierarchical, tau_subclass=s.tau_subclass,
-        tau_neg=s.tau_neg, output=cfg.train.loss)
+        tau=tau,
+        beta=s.beta,
+        unlearn=s.unlearn,
+        weighted=s.uncertainty_weighting,
+        lambda_max=s.lambda_max,
+        rampup_steps=rampup,
+        online_weight=s.online_weight,
+        strong_views=s.strong_views,
+        copy_paste=s.copy_paste,
+        copy_paste_ratio=s.copy_paste_ratio,
+        hierarchical=s.hierarchical,
+        tau_subclass=s.tau_subclass,
+        tau_neg=s.tau_neg,
+        output=cfg.train.loss,
+    )
     loss = StudentLoss(settings, teacher=teacher, seed=cfg.seed, step_offset=(k - 1) * s.stage_steps)
     return loss, [teacher] if teacher is not None else []
 
@@ -109,8 +139,16 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
     if unlabeled:
-        current = label_pool(ctx, teacher.model, ctx.unlabeled, pseudo_dir / "round_0", mc=mc,
-                             tta=cfg.inference.tta, description="pseudo-label", keep_probabilities=True)
+        current = label_pool(
+            ctx,
+            teacher.model,
+            ctx.unlabeled,
+            pseudo_dir / "round_0",
+            mc=mc,
+            tta=cfg.inference.tta,
+            description="pseudo-label",
+            keep_probabilities=True,
+        )
         ranking = rank_pool(ctx, current)
         write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
     n_labeled, n_pseudo = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
@@ -129,21 +167,38 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
         if unlabeled:
             ranked = [r.case for r in ranking]
             members, review = stage_members_after_review(
-                ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum))
+                ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum)
+            )
             pools.append(pseudo_pool(ctx, current, members, n_pseudo))
-        student = train_phase(ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps, hooks=hooks,
-                              **stage_start(ctx, k, best.name))
+        student = train_phase(
+            ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps, hooks=hooks, **stage_start(ctx, k, best.name)
+        )
         if unlabeled and distributed.is_main():
             atomic.write_json(ctx.run_dir / name / "pseudo_stats.json", pseudo_statistics(current, members, tau))
         # *_score: what promotion compares (chooser cases); *_val: the reported val Dice.
-        row = {"stage": k, "tau": tau, "members": len(members), "student_score": student.score,
-               "student_val": summary_score(student.summary), "teacher": best.name, "teacher_score": best.score,
-               "teacher_val": summary_score(best.summary), "chosen_on": ctx.chooser_name}
+        row = {
+            "stage": k,
+            "tau": tau,
+            "members": len(members),
+            "student_score": student.score,
+            "student_val": summary_score(student.summary),
+            "teacher": best.name,
+            "teacher_score": best.score,
+            "teacher_val": summary_score(best.summary),
+            "chosen_on": ctx.chooser_name,
+        }
         if review is not None:  # a person's decisions changed who is in this stage (review.json)
             row["review"] = {"accepted": review["accepted"], "rejected": review["rejected"]}
         if unlabeled and s.refinement and k < s.stages:
-            student_labels = label_pool(ctx, student.model, ctx.unlabeled, ctx.run_dir / name / "student_pseudo",
-                                        mc=mc, tta=cfg.inference.tta, description="student MC")
+            student_labels = label_pool(
+                ctx,
+                student.model,
+                ctx.unlabeled,
+                ctx.run_dir / name / "student_pseudo",
+                mc=mc,
+                tta=cfg.inference.tta,
+                description="student MC",
+            )
             current, agreement = refine_round(ctx, current, student_labels, pseudo_dir / f"round_{k}")
             ranking = rank_pool(ctx, current, agreement)
             write_ranking(ranking, pseudo_dir / f"round_{k}" / "ranking.csv")
@@ -155,8 +210,9 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
         if distributed.is_main():
             atomic.write_json(ctx.run_dir / "stages.json", stages)
 
-    return MethodResult(final_phase=best.name, val=best.summary, teacher=teacher.summary, student=student.summary,
-                        stages=stages)
+    return MethodResult(
+        final_phase=best.name, val=best.summary, teacher=teacher.summary, student=student.summary, stages=stages
+    )
 
 
 def run_ours_control(ctx: RunContext) -> MethodResult:

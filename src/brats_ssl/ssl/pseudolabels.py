@@ -29,7 +29,7 @@ def absent_bits(probabilities: torch.Tensor | np.ndarray, tau_neg: float) -> np.
     p = torch.as_tensor(probabilities)
     bits = torch.zeros(p.shape[1:], dtype=torch.uint8)
     for c in range(p.shape[0]):
-        bits |= ((p[c] < tau_neg).to(torch.uint8) << c)
+        bits |= (p[c] < tau_neg).to(torch.uint8) << c
     return bits.numpy()
 
 
@@ -44,8 +44,9 @@ class PseudoLabel:
     probabilities: np.ndarray | None = None  # uint8 · 255, kept for the teacher's round only
 
     @classmethod
-    def from_prediction(cls, prediction: VolumePrediction, *, tau_neg: float,
-                        keep_probabilities: bool = False) -> "PseudoLabel":
+    def from_prediction(
+        cls, prediction: VolumePrediction, *, tau_neg: float, keep_probabilities: bool = False
+    ) -> "PseudoLabel":
         probs = prediction.probabilities.numpy()
         return cls(
             label=prediction.labels.numpy().astype(np.uint8),

@@ -36,8 +36,9 @@ def agreement_dice(a: np.ndarray, b: np.ndarray) -> float:
 AGREE_RULES = ("mean", "max")
 
 
-def refine(teacher: PseudoLabel, student: PseudoLabel, *, tau_agree: float,
-           agree: str = "mean") -> tuple[PseudoLabel, float]:
+def refine(
+    teacher: PseudoLabel, student: PseudoLabel, *, tau_agree: float, agree: str = "mean"
+) -> tuple[PseudoLabel, float]:
     lt, ls = np.asarray(teacher.label), np.asarray(student.label)
     qt, qs = np.asarray(teacher.confidence), np.asarray(student.confidence)
     agreeing = lt == ls

@@ -68,35 +68,80 @@ class Method:
         return getattr(importlib.import_module(module), function)
 
 
-METHODS: dict[str, Method] = {method.name: method for method in (
-    Method("supervised", "brats_ssl.ssl.teacher:run_supervised",
-           "the teacher alone: supervised training on the labeled cases",
-           uses_unlabeled=False, starts_from_teacher=False, phases=("teacher",), colour="#6c757d",
-           steps_text="{teacher}"),
-    Method("ours", "brats_ssl.ssl.ours:run_ours",
-           "the method: teacher, MC pseudo-labels with uncertainty, confidence curriculum of student stages "
-           "with the learn/unlearn loss, teacher-student agreement refinement",
-           uses_unlabeled=True, starts_from_teacher=True, phases=("teacher", STAGES), colour="#d62828",
-           steps_text="{teacher} (teacher) + {student} (student stages)"),
-    Method("ours-control", "brats_ssl.ssl.ours:run_ours_control",
-           "ours' teacher and stages on the labeled cases alone: the control for what the unlabeled scans add",
-           uses_unlabeled=False, starts_from_teacher=True, phases=("teacher", STAGES), colour="#7b2cbf",
-           steps_text="{teacher} (teacher) + {student} (stages on the labeled cases only)"),
-    Method("self-training", "brats_ssl.ssl.baselines:run_self_training",
-           "teacher, one pass of pseudo-labels for every unlabeled case, one student",
-           uses_unlabeled=True, starts_from_teacher=True, phases=("teacher", "student"), colour="#f77f00",
-           steps_text="{teacher} (teacher) + {student} (student)"),
-    Method("mean-teacher", "brats_ssl.ssl.baselines:run_mean_teacher",
-           "Mean Teacher: consistency with an EMA teacher on unlabeled patches, trained from scratch",
-           uses_unlabeled=True, starts_from_teacher=False, phases=("mean_teacher",), colour="#457b9d"),
-    Method("bcp", "brats_ssl.ssl.bcp:run_bcp",
-           "BCP: bidirectional copy-paste of labeled and EMA-pseudo-labeled patches, from the supervised teacher",
-           uses_unlabeled=True, starts_from_teacher=True, phases=("teacher", "bcp"), colour="#e9c46a",
-           steps_text="{teacher} (teacher) + {student} (copy-paste student)"),
-    Method("ua-mt", "brats_ssl.ssl.baselines:run_ua_mt",
-           "UA-MT: Mean Teacher with the consistency masked by the EMA teacher's MC-dropout uncertainty",
-           uses_unlabeled=True, starts_from_teacher=False, phases=("ua_mt",), colour="#2a9d8f"),
-)}
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method(
+            "supervised",
+            "brats_ssl.ssl.teacher:run_supervised",
+            "the teacher alone: supervised training on the labeled cases",
+            uses_unlabeled=False,
+            starts_from_teacher=False,
+            phases=("teacher",),
+            colour="#6c757d",
+            steps_text="{teacher}",
+        ),
+        Method(
+            "ours",
+            "brats_ssl.ssl.ours:run_ours",
+            "the method: teacher, MC pseudo-labels with uncertainty, confidence curriculum of student stages "
+            "with the learn/unlearn loss, teacher-student agreement refinement",
+            uses_unlabeled=True,
+            starts_from_teacher=True,
+            phases=("teacher", STAGES),
+            colour="#d62828",
+            steps_text="{teacher} (teacher) + {student} (student stages)",
+        ),
+        Method(
+            "ours-control",
+            "brats_ssl.ssl.ours:run_ours_control",
+            "ours' teacher and stages on the labeled cases alone: the control for what the unlabeled scans add",
+            uses_unlabeled=False,
+            starts_from_teacher=True,
+            phases=("teacher", STAGES),
+            colour="#7b2cbf",
+            steps_text="{teacher} (teacher) + {student} (stages on the labeled cases only)",
+        ),
+        Method(
+            "self-training",
+            "brats_ssl.ssl.baselines:run_self_training",
+            "teacher, one pass of pseudo-labels for every unlabeled case, one student",
+            uses_unlabeled=True,
+            starts_from_teacher=True,
+            phases=("teacher", "student"),
+            colour="#f77f00",
+            steps_text="{teacher} (teacher) + {student} (student)",
+        ),
+        Method(
+            "mean-teacher",
+            "brats_ssl.ssl.baselines:run_mean_teacher",
+            "Mean Teacher: consistency with an EMA teacher on unlabeled patches, trained from scratch",
+            uses_unlabeled=True,
+            starts_from_teacher=False,
+            phases=("mean_teacher",),
+            colour="#457b9d",
+        ),
+        Method(
+            "bcp",
+            "brats_ssl.ssl.bcp:run_bcp",
+            "BCP: bidirectional copy-paste of labeled and EMA-pseudo-labeled patches, from the supervised teacher",
+            uses_unlabeled=True,
+            starts_from_teacher=True,
+            phases=("teacher", "bcp"),
+            colour="#e9c46a",
+            steps_text="{teacher} (teacher) + {student} (copy-paste student)",
+        ),
+        Method(
+            "ua-mt",
+            "brats_ssl.ssl.baselines:run_ua_mt",
+            "UA-MT: Mean Teacher with the consistency masked by the EMA teacher's MC-dropout uncertainty",
+            uses_unlabeled=True,
+            starts_from_teacher=False,
+            phases=("ua_mt",),
+            colour="#2a9d8f",
+        ),
+    )
+}
 
 
 def get_method(name: str) -> Method:
@@ -122,5 +167,6 @@ def methods_help() -> str:
     """The --method help: every method with its one line, the default first."""
     order = [DEFAULT_METHOD] + [name for name in METHODS if name != DEFAULT_METHOD]
     default = " (the default of a new run; a resumed run keeps its own)"
-    return " | ".join(f"{name}{default if name == DEFAULT_METHOD else ''}: {METHODS[name].help}"
-                      for name in order if name in METHODS)
+    return " | ".join(
+        f"{name}{default if name == DEFAULT_METHOD else ''}: {METHODS[name].help}" for name in order if name in METHODS
+    )

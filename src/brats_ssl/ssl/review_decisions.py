@@ -72,8 +72,9 @@ def record_decision(run_dir: str | Path, case: str, decision: str, note: str = "
     return entry
 
 
-def stage_members_after_review(run_dir: Path, stage_dir: Path, ranked: Sequence[str],
-                               members: Sequence[str]) -> tuple[list[str], dict | None]:
+def stage_members_after_review(
+    run_dir: Path, stage_dir: Path, ranked: Sequence[str], members: Sequence[str]
+) -> tuple[list[str], dict | None]:
     """The members a stage trains on and, when a review chose them, its record (else None).
 
     The record is written to ``stage_dir/review_applied.json`` before the stage trains; every

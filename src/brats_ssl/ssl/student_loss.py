@@ -71,8 +71,9 @@ class StudentLoss:
         return self.s.lambda_max * sigmoid_rampup(step + self.step_offset, self.s.rampup_steps)
 
     @torch.no_grad()
-    def targets(self, weak: torch.Tensor, label: torch.Tensor, confidence: torch.Tensor,
-                absent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def targets(
+        self, weak: torch.Tensor, label: torch.Tensor, confidence: torch.Tensor, absent: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(soft targets (B, C, *S), ruled-out class bits (B, *S)) of pseudo-labeled patches."""
         target = offline_probabilities(label, confidence, NUM_CLASSES)
         if self.teacher is not None and self.s.online_weight > 0:
@@ -117,19 +118,28 @@ class StudentLoss:
         if bool(from_pseudo.any()):
             sure = target.max(1).values
             if self.s.hierarchical:
-                learn, shares = hierarchical_loss(log_p, target, from_pseudo, tau=self.s.tau,
-                                                  tau_subclass=self.s.tau_subclass, weighted=self.s.weighted)
+                learn, shares = hierarchical_loss(
+                    log_p,
+                    target,
+                    from_pseudo,
+                    tau=self.s.tau,
+                    tau_subclass=self.s.tau_subclass,
+                    weighted=self.s.weighted,
+                )
                 logs.update(shares)
             else:
                 learn = learn_loss(log_p, target.argmax(1), sure, from_pseudo, self.s.tau, weighted=self.s.weighted)
-            unlearn = unlearn_loss(log_p, target.argmax(1), absent, sure, from_pseudo, self.s.tau,
-                                   variant=self.s.unlearn)
-            logs["confident"] = float(((sure >= self.s.tau) & from_pseudo).float().sum()
-                                      / from_pseudo.float().sum().clamp_min(1))
+            unlearn = unlearn_loss(
+                log_p, target.argmax(1), absent, sure, from_pseudo, self.s.tau, variant=self.s.unlearn
+            )
+            logs["confident"] = float(
+                ((sure >= self.s.tau) & from_pseudo).float().sum() / from_pseudo.float().sum().clamp_min(1)
+            )
         lam = self.weight(step)
         loss = sup + lam * (learn + self.s.beta * unlearn)
-        logs.update(sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()),
-                    **{"lambda": lam})
+        logs.update(
+            sup=float(sup.detach()), learn=float(learn.detach()), unlearn=float(unlearn.detach()), **{"lambda": lam}
+        )
         return loss, logs
 
     def _mix(self, inputs, target, hard, origin, valid, absent, labeled, pseudo, generator) -> torch.Tensor:
@@ -138,8 +148,7 @@ class StudentLoss:
         mixed = torch.zeros_like(labeled)
         for i, j in zip(labeled.nonzero().flatten().tolist(), pseudo.nonzero().flatten().tolist()):
             mixed[i] = mixed[j] = True
-            maps = {"image": inputs, "target": target, "hard": hard, "origin": origin, "valid": valid,
-                    "absent": absent}
+            maps = {"image": inputs, "target": target, "hard": hard, "origin": origin, "valid": valid, "absent": absent}
             a = {key: value[i] for key, value in maps.items()}
             b = {key: value[j] for key, value in maps.items()}
             into_a, into_b = copy_paste.bidirectional(a, b, ratio=self.s.copy_paste_ratio, generator=generator)

@@ -64,12 +64,14 @@ def build_suggestions(run: Path, data: Path | None = None) -> list[Suggestion]:
         voxel_ml = float(np.prod(pre.meta.voxel_spacing)) / 1000
         row = rows.get(case.case_id, {})
         agreement = row.get("agreement") or ""
-        suggestions.append(Suggestion(
-            case=case.case_id,
-            confidence=float(row.get("score", 0.0)),
-            disagreement=None if agreement == "" else 1 - float(agreement),
-            uncertain_ml=float(uncertain.sum() * voxel_ml),
-        ))
+        suggestions.append(
+            Suggestion(
+                case=case.case_id,
+                confidence=float(row.get("score", 0.0)),
+                disagreement=None if agreement == "" else 1 - float(agreement),
+                uncertain_ml=float(uncertain.sum() * voxel_ml),
+            )
+        )
     signals = [_ranks([-s.confidence for s in suggestions]), _ranks([s.uncertain_ml for s in suggestions])]
     disagreements = [s.disagreement for s in suggestions if s.disagreement is not None]
     if len(disagreements) == len(suggestions):
@@ -87,14 +89,24 @@ def suggest_cases(run: Path, data: Path | None, *, top: int) -> list[Suggestion]
 
 def write_suggestions_csv(suggestions: list[Suggestion], out: Path) -> Path:
     """The suggestions as a CSV table (rank, case, the signals and the reason), written atomically."""
+
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml",
-                             "reason"])
+            writer.writerow(
+                ["rank", "case", "mean_signal_rank", "confidence", "disagreement", "uncertain_ml", "reason"]
+            )
             for i, s in enumerate(suggestions, 1):
-                writer.writerow([i, s.case, f"{s.priority:.2f}", f"{s.confidence:.4f}",
-                                 "" if s.disagreement is None else f"{s.disagreement:.4f}",
-                                 f"{s.uncertain_ml:.2f}", s.reason])
+                writer.writerow(
+                    [
+                        i,
+                        s.case,
+                        f"{s.priority:.2f}",
+                        f"{s.confidence:.4f}",
+                        "" if s.disagreement is None else f"{s.disagreement:.4f}",
+                        f"{s.uncertain_ml:.2f}",
+                        s.reason,
+                    ]
+                )
 
     return atomic.write_with(out, write)

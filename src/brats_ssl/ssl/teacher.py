@@ -15,8 +15,9 @@ def train_teacher(ctx: RunContext) -> PhaseResult:
     """Supervised training on the labeled cases: the teacher of every semi-supervised method.
     Its final model (last checkpoint) comes back loaded, ready for labelling."""
     pools = [Pool(ctx.labeled_items(), ctx.config.train.batch_size, LABELED)]
-    return train_phase(ctx, TEACHER_PHASE, pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss),
-                       steps=ctx.config.train.steps)
+    return train_phase(
+        ctx, TEACHER_PHASE, pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss), steps=ctx.config.train.steps
+    )
 
 
 def run_supervised(ctx: RunContext) -> MethodResult:

@@ -24,7 +24,22 @@ from brats_ssl.data.synthetic.scanner import Acquisition, site_name
 from brats_ssl.data.synthetic.tumour import simulate_tumour
 
 __all__ = [
-    "CSF", "DEEP_GREY", "GREY", "TISSUES", "WHITE", "LGG_FRACTION", "Acquisition", "CaseSpec", "SyntheticCase",
-    "bounding_box", "plan_cohort", "simulate_anatomy", "simulate_case", "simulate_tumour", "site_name",
-    "smooth_field", "synthetic_affine", "write_cohort",
+    "CSF",
+    "DEEP_GREY",
+    "GREY",
+    "TISSUES",
+    "WHITE",
+    "LGG_FRACTION",
+    "Acquisition",
+    "CaseSpec",
+    "SyntheticCase",
+    "bounding_box",
+    "plan_cohort",
+    "simulate_anatomy",
+    "simulate_case",
+    "simulate_tumour",
+    "site_name",
+    "smooth_field",
+    "synthetic_affine",
+    "write_cohort",
 ]

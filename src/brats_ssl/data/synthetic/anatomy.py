@@ -65,8 +65,10 @@ def simulate_anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> t
     towards_surface = (0.5 * shell_radius + 0.46) / shell_radius
     # A smooth displacement of the read-out points makes the sulci meander instead of running straight.
     warp_grid = grid_for(sub, 10 * max(sub) / max(shape))
-    rays = [c + (i - c) * towards_surface + 2.5 * k * smooth_field(rng, sub, warp_grid)[shell]
-            for i, c in zip(shell, centre)]
+    rays = [
+        c + (i - c) * towards_surface + 2.5 * k * smooth_field(rng, sub, warp_grid)[shell]
+        for i, c in zip(shell, centre)
+    ]
     sulcus = np.full(sub, np.inf, np.float32)
     sulcus[shell] = ndimage.map_coordinates(sheet, rays, order=1, mode="nearest") / towards_surface
 
@@ -94,12 +96,14 @@ def simulate_anatomy(rng: np.random.Generator, shape: tuple[int, int, int]) -> t
     size = rng.uniform(0.75, 1.35)
     for side in (-1, 1):
         bend = (v + 0.05) ** 2 / 0.38**2
-        body = (((u - side * (0.09 + 0.12 * bend)) / (0.075 * size)) ** 2
-                + ((v + 0.05) / 0.38) ** 2 + ((w - 0.12 + 0.08 * bend) / (0.16 * size)) ** 2) < 1
+        body = (
+            ((u - side * (0.09 + 0.12 * bend)) / (0.075 * size)) ** 2
+            + ((v + 0.05) / 0.38) ** 2
+            + ((w - 0.12 + 0.08 * bend) / (0.16 * size)) ** 2
+        ) < 1
         deep[body & inside] = CSF
     full_tissue = np.zeros(shape, np.uint8)
     full_tissue[box] = tissue
     full_depth = np.zeros(shape, np.float32)
     full_depth[box] = depth
     return full_tissue, full_depth
-

@@ -66,8 +66,9 @@ def simulate_case(spec: CaseSpec, shape: tuple[int, int, int]) -> SyntheticCase:
     tissue, depth = simulate_anatomy(rng, shape)
     labels, edema_strength, texture = simulate_tumour(rng, tissue, depth, grade=spec.grade)
     box = bounding_box(tissue > 0)
-    signal = noise_free_signal(tissue[box], labels[box], edema_strength[box], texture[box], grade=spec.grade,
-                               gamma=spec.acquisition.gamma)
+    signal = noise_free_signal(
+        tissue[box], labels[box], edema_strength[box], texture[box], grade=spec.grade, gamma=spec.acquisition.gamma
+    )
     image = np.zeros((len(MODALITIES),) + tuple(shape), np.float32)
     image[(slice(None),) + box] = acquire(rng, signal, tissue[box] > 0, spec.acquisition)
     return SyntheticCase(spec=spec, image=image, labels=labels, tissue=tissue)
@@ -76,8 +77,10 @@ def simulate_case(spec: CaseSpec, shape: tuple[int, int, int]) -> SyntheticCase:
 def plan_cohort(*, cases: int, sites: int = 3, seed: int = 0, unlabeled: int = 0) -> list[CaseSpec]:
     """Case ids, sites, grades and acquisitions of a cohort: ``cases`` labeled then ``unlabeled``."""
     if cases < 1 or unlabeled < 0 or sites < 1:
-        raise BadInputError(f"synthetic cohort: need cases >= 1, unlabeled >= 0 and sites >= 1 "
-                            f"(got cases={cases}, unlabeled={unlabeled}, sites={sites})")
+        raise BadInputError(
+            f"synthetic cohort: need cases >= 1, unlabeled >= 0 and sites >= 1 "
+            f"(got cases={cases}, unlabeled={unlabeled}, sites={sites})"
+        )
     if seed < 0:
         raise BadInputError(f"synthetic cohort: seed must be >= 0 (got {seed})")
     rng = np.random.default_rng([seed, 0])
@@ -88,9 +91,14 @@ def plan_cohort(*, cases: int, sites: int = 3, seed: int = 0, unlabeled: int = 0
     lgg[rng.permutation(total)[: int(round(LGG_FRACTION * total))]] = True
     width = max(3, len(str(total - 1)))
     return [
-        CaseSpec(case_id=f"Synth_{site_name(site_of[i])}_{i:0{width}d}", site=site_name(site_of[i]),
-                 grade="LGG" if lgg[i] else "HGG", labeled=i < cases, seed=(seed, i + 1),
-                 acquisition=jitter_acquisition(rng, profiles[site_of[i]]))
+        CaseSpec(
+            case_id=f"Synth_{site_name(site_of[i])}_{i:0{width}d}",
+            site=site_name(site_of[i]),
+            grade="LGG" if lgg[i] else "HGG",
+            labeled=i < cases,
+            seed=(seed, i + 1),
+            acquisition=jitter_acquisition(rng, profiles[site_of[i]]),
+        )
         for i in range(total)
     ]
 
@@ -121,11 +129,20 @@ def _check_target(out: Path, case_ids: list[str]) -> None:
     if strays:
         raise BadInputError(
             f"folder {out}: holds {len(strays)} other entr{'y' if len(strays) == 1 else 'ies'} "
-            f"({', '.join(strays[:5])}); write the synthetic cohort into a new or empty folder")
+            f"({', '.join(strays[:5])}); write the synthetic cohort into a new or empty folder"
+        )
 
 
-def write_cohort(out: str | Path, *, cases: int, shape: tuple[int, int, int] = (96, 96, 64),
-                 spacing: float = 2.0, sites: int = 3, seed: int = 0, unlabeled: int = 0) -> list[str]:
+def write_cohort(
+    out: str | Path,
+    *,
+    cases: int,
+    shape: tuple[int, int, int] = (96, 96, 64),
+    spacing: float = 2.0,
+    sites: int = 3,
+    seed: int = 0,
+    unlabeled: int = 0,
+) -> list[str]:
     """Write a synthetic cohort in BraTS 2021 layout plus ``sites.csv``; returns the case ids.
 
     The first ``cases`` cases have a seg file, the ``unlabeled`` after them do not.
@@ -170,6 +187,13 @@ def _sites_csv(specs: list[CaseSpec]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for spec in specs:
-        writer.writerow({"case": spec.case_id, "site": spec.site, "grade": spec.grade,
-                         "labeled": int(spec.labeled), **asdict(spec.acquisition)})
+        writer.writerow(
+            {
+                "case": spec.case_id,
+                "site": spec.site,
+                "grade": spec.grade,
+                "labeled": int(spec.labeled),
+                **asdict(spec.acquisition),
+            }
+        )
     return buffer.getvalue()

@@ -21,8 +21,9 @@ def _upsampling_matrix(n_low: int, n_high: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], grid: tuple[int, ...],
-                 *, sigma: float = 0.8) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator, shape: tuple[int, ...], grid: tuple[int, ...], *, sigma: float = 0.8
+) -> np.ndarray:
     """A smooth random 3-D field of about unit standard deviation: noise on a coarse ``grid``,
     Gaussian-filtered, then upsampled to ``shape`` one axis at a time (three matrix products)."""
     coarse = ndimage.gaussian_filter(rng.standard_normal(grid), sigma, mode="reflect")
@@ -46,4 +47,3 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
         hits = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
     return tuple(box)  # type: ignore[return-value]
-

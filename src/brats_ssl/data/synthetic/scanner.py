@@ -19,21 +19,27 @@ from brats_ssl.data.conventions import MODALITIES
 from brats_ssl.data.synthetic.fields import grid_for, smooth_field
 
 # Tissue signal per modality (rows: MODALITIES; columns: TISSUES), before acquisition effects.
-_TISSUE_SIGNAL = np.array([
-    # bg    csf   grey  white deep
-    [0.0, 0.22, 0.52, 0.80, 0.68],  # t1
-    [0.0, 0.24, 0.55, 0.76, 0.66],  # t1ce
-    [0.0, 1.00, 0.60, 0.38, 0.48],  # t2
-    [0.0, 0.14, 0.60, 0.44, 0.52],  # flair
-], dtype=np.float32)
+_TISSUE_SIGNAL = np.array(
+    [
+        # bg    csf   grey  white deep
+        [0.0, 0.22, 0.52, 0.80, 0.68],  # t1
+        [0.0, 0.24, 0.55, 0.76, 0.66],  # t1ce
+        [0.0, 1.00, 0.60, 0.38, 0.48],  # t2
+        [0.0, 0.14, 0.60, 0.44, 0.52],  # flair
+    ],
+    dtype=np.float32,
+)
 # Tumour signal per modality (columns: NCR, ED, ET, LGG core).
-_TUMOUR_SIGNAL = np.array([
-    # ncr   ed    et    lgg-core
-    [0.28, 0.56, 0.58, 0.42],  # t1
-    [0.26, 0.60, 1.25, 0.44],  # t1ce
-    [0.92, 0.88, 0.66, 0.88],  # t2
-    [0.52, 0.98, 0.76, 0.82],  # flair
-], dtype=np.float32)
+_TUMOUR_SIGNAL = np.array(
+    [
+        # ncr   ed    et    lgg-core
+        [0.28, 0.56, 0.58, 0.42],  # t1
+        [0.26, 0.60, 1.25, 0.44],  # t1ce
+        [0.92, 0.88, 0.66, 0.88],  # t2
+        [0.52, 0.98, 0.76, 0.82],  # flair
+    ],
+    dtype=np.float32,
+)
 _NCR, _ED, _ET, _LGG_CORE = range(_TUMOUR_SIGNAL.shape[1])
 _BASE_BLUR = 0.5  # voxels: partial volume of a 2 mm grid, before the site's own blur
 
@@ -56,8 +62,9 @@ class Acquisition:
         return float(getattr(self, f"scale_{modality}"))
 
 
-def noise_free_signal(tissue: np.ndarray, labels: np.ndarray, edema_strength: np.ndarray, texture: np.ndarray,
-                      *, grade: str, gamma: float) -> np.ndarray:
+def noise_free_signal(
+    tissue: np.ndarray, labels: np.ndarray, edema_strength: np.ndarray, texture: np.ndarray, *, grade: str, gamma: float
+) -> np.ndarray:
     """Noise-free tissue and tumour signal with the contrast gamma applied, (4, X, Y, Z) float32."""
     signal = (_TISSUE_SIGNAL**gamma)[:, tissue]
     tumour = labels > 0
@@ -98,8 +105,14 @@ def site_name(index: int) -> str:
 
 
 # Range of each site-level acquisition parameter (scale: log-uniform).
-_SITE_RANGES = {"scale": (150.0, 2500.0), "offset": (0.0, 0.12), "gamma": (0.75, 1.35),
-                "bias_strength": (0.04, 0.25), "noise_sigma": (0.015, 0.05), "blur_sigma": (0.0, 0.8)}
+_SITE_RANGES = {
+    "scale": (150.0, 2500.0),
+    "offset": (0.0, 0.12),
+    "gamma": (0.75, 1.35),
+    "bias_strength": (0.04, 0.25),
+    "noise_sigma": (0.015, 0.05),
+    "blur_sigma": (0.0, 0.8),
+}
 
 
 def site_profiles(rng: np.random.Generator, n_sites: int) -> list[dict[str, float]]:
@@ -108,6 +121,7 @@ def site_profiles(rng: np.random.Generator, n_sites: int) -> list[dict[str, floa
     strata = {name: (rng.permutation(n_sites) + rng.uniform(size=n_sites)) / n_sites for name in _SITE_RANGES}
     profiles = []
     for k in range(n_sites):
+
         def pick(name: str, k: int = k) -> float:
             low, high = _SITE_RANGES[name]
             return float(low + (high - low) * strata[name][k])
@@ -115,8 +129,13 @@ def site_profiles(rng: np.random.Generator, n_sites: int) -> list[dict[str, floa
         low, high = np.log(_SITE_RANGES["scale"])
         base = float(np.exp(low + (high - low) * strata["scale"][k]))
         profile = {f"scale_{m}": base * float(np.exp(rng.normal(0, 0.25))) for m in MODALITIES}
-        profile.update(offset=pick("offset") * base, gamma=pick("gamma"), bias_strength=pick("bias_strength"),
-                       noise_sigma=pick("noise_sigma"), blur_sigma=pick("blur_sigma"))
+        profile.update(
+            offset=pick("offset") * base,
+            gamma=pick("gamma"),
+            bias_strength=pick("bias_strength"),
+            noise_sigma=pick("noise_sigma"),
+            blur_sigma=pick("blur_sigma"),
+        )
         profiles.append(profile)
     return profiles
 
@@ -140,4 +159,3 @@ def assign_sites(rng: np.random.Generator, n_cases: int, n_sites: int) -> np.nda
     weights = 1.0 / (1.0 + 0.5 * np.arange(n_sites))
     rest = rng.choice(n_sites, size=n_cases - first.size, p=weights / weights.sum())
     return rng.permutation(np.concatenate([first, rest]))
-

@@ -20,16 +20,22 @@ def _tumour_centre(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarr
     shape = np.array(tissue.shape)
     for _ in range(50):
         side = rng.choice((-1, 1))
-        centre = np.array([shape[0] / 2 + side * rng.uniform(0.07, 0.20) * shape[0],
-                           rng.uniform(0.2, 0.8) * shape[1], rng.uniform(0.35, 0.72) * shape[2]])
+        centre = np.array(
+            [
+                shape[0] / 2 + side * rng.uniform(0.07, 0.20) * shape[0],
+                rng.uniform(0.2, 0.8) * shape[1],
+                rng.uniform(0.35, 0.72) * shape[2],
+            ]
+        )
         index = tuple(np.clip(np.round(centre).astype(int), 0, shape - 1))
         if depth[index] > min_depth and tissue[index] != CSF:
             break
     return centre
 
 
-def simulate_tumour(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, *, grade: str
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_tumour(
+    rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, *, grade: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Internal label map, edema strength (1 near the core, 0.1 at the edema border) and a
     tumour texture field, all full size. Shapes are spheres distorted by smooth random fields."""
     shape = tissue.shape
@@ -41,8 +47,7 @@ def simulate_tumour(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndar
     box = _tumour_box(centre, edema_r * 1.7 + 2, shape)
     sub = tuple(s.stop - s.start for s in box)
     offsets = [np.arange(s.start, s.stop, dtype=np.float32) - float(c) for s, c in zip(box, centre)]
-    distance = np.sqrt(offsets[0][:, None, None] ** 2 + offsets[1][None, :, None] ** 2
-                       + offsets[2][None, None, :] ** 2)
+    distance = np.sqrt(offsets[0][:, None, None] ** 2 + offsets[1][None, :, None] ** 2 + offsets[2][None, None, :] ** 2)
     grid = grid_for(sub, float(np.clip(max(sub) / 3, 4, 9)))
     core_d = distance * np.maximum(1 + 0.18 * smooth_field(rng, sub, grid), 0.6)  # voxels, distorted
     edema_d = distance / edema_r * np.maximum(1 + 0.28 * smooth_field(rng, sub, grid), 0.6)
@@ -69,4 +74,3 @@ def simulate_tumour(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndar
     texture = np.zeros(shape, np.float32)
     texture[box] = smooth_field(rng, sub, grid_for(sub, float(np.clip(max(sub) / 2.5, 4, 16))))
     return full_labels, full_strength, texture
-
