@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from brats_ssl.data import validate
+from brats_ssl.data import file_summary
 from brats_ssl.data.conventions import CLASS_NAMES
 from brats_ssl.data.dataset import open_dataset
 from brats_ssl.data.validate import CaseReport, require_valid, validate_case, validate_dataset
@@ -320,8 +320,8 @@ def test_require_valid_rejects_duplicate_ids(data):
 def test_cache_skips_unchanged_files_and_rereads_changed_ones(data, tmp_path, monkeypatch):
     monkeypatch.setenv("BRATS_SSL_CACHE", str(tmp_path / "cache"))
     reads: list[Path] = []
-    original = validate._summarise
-    monkeypatch.setattr(validate, "_summarise", lambda path, role: reads.append(path) or original(path, role))
+    original = file_summary._summarise
+    monkeypatch.setattr(file_summary, "_summarise", lambda path, role: reads.append(path) or original(path, role))
     case = open_dataset(data).case(CASE)
     first = validate_case(case)
     assert first.usable and len(reads) == 5
