@@ -175,3 +175,13 @@ def test_engine_knows_nothing_of_brats():
         text = path.read_text(encoding="utf-8")
         words = [w for w in ('"WT"', '"TC"', '"ET"', "BraTS", "brats_ssl.data", "brats_ssl.networks") if w in text]
         assert not words, f"{path.name}: {words}"
+
+
+def test_no_source_file_over_450_lines():
+    """One concept per file: a module that outgrows 450 lines is split, not grown (issue 13)."""
+    long = {
+        p.relative_to(PACKAGE).as_posix(): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 450
+    }
+    assert not long, f"split these modules: {long}"
