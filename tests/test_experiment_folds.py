@@ -78,3 +78,4 @@ def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
     assert float(mean_row["p_value"]) == pytest.approx(expected.p_value, abs=1e-5)
     md = (sweep / "report.md").read_text()
     assert "## Paired comparisons" in md and "| ours-control | supervised | 50% | 9 |" in md
+    assert "| validation cases | 9 |" in md  # the folds' val sets together, not one fold's 3

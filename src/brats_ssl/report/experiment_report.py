@@ -86,13 +86,14 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
 
 
 def _val_cases(run_dirs: Iterable[Path]) -> int | None:
-    """Val cases of the first run whose split can be read: the header's and the curves' count."""
+    """Distinct val cases over the runs whose split can be read (with folds, all folds' together)."""
+    cases: set[str] = set()
     for run_dir in run_dirs:
         try:
-            return len(RunFolder(run_dir).split.get("val", []))
+            cases.update(RunFolder(run_dir).split.get("val", []))
         except (BadInputError, OSError, ValueError):
             continue
-    return None
+    return len(cases) or None
 
 
 def _header_section(
