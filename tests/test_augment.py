@@ -1,6 +1,7 @@
 import numpy as np
+import torch
 
-from brats_ssl.data.augment import Augmenter
+from brats_ssl.data.augment import Augmenter, GaussianNoised
 
 
 def _patch(seed: int) -> dict[str, np.ndarray]:
@@ -37,3 +38,20 @@ def test_the_same_seed_gives_the_same_patch():
     augment = Augmenter(("label",))
     a, b = augment(_patch(1), 7), augment(_patch(1), 7)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_gaussian_noise_is_seeded_zero_mean_and_within_its_std():
+    noise = GaussianNoised("image", prob=1.0, std=0.05)
+    image = torch.zeros(4, 32, 32, 32)
+    sigmas = []
+    for seed in range(20):
+        noise.set_random_state(seed)
+        first = noise({"image": image})["image"]
+        noise.set_random_state(seed)
+        assert torch.equal(noise({"image": image})["image"], first)  # the step's seed fixes the noise
+        assert first.dtype == torch.float32 and abs(float(first.mean())) < 0.002
+        sigmas.append(float(first.std()))
+    assert max(sigmas) <= 0.05 * 1.01 and min(sigmas) < 0.02 < max(sigmas)  # sigma drawn in [0, std]
+    noise.set_random_state(0)
+    skipped = GaussianNoised("image", prob=0.0, std=0.05)({"image": image})["image"]
+    assert torch.equal(skipped, image)

@@ -14,10 +14,31 @@ from monai.transforms import (
     RandAdjustContrastd,
     RandAffined,
     RandFlipd,
-    RandGaussianNoised,
+    RandomizableTransform,
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
+
+
+class GaussianNoised(RandomizableTransform):
+    """MONAI's ``RandGaussianNoised(key, prob, std)`` (σ drawn uniformly in [0, std], mean 0) with the
+    noise drawn in float32 by torch: numpy's float64 normals took 32 ms per 4×64³ patch, torch's
+    8 ms, and the batch build competes with training for the same cores."""
+
+    def __init__(self, key: str, prob: float, std: float):
+        super().__init__(prob)
+        self.key, self.std = key, std
+
+    def __call__(self, data: dict) -> dict:
+        self.randomize(None)
+        if not self._do_transform:
+            return data
+        sigma = float(self.R.uniform(0, self.std))
+        generator = torch.Generator().manual_seed(int(self.R.randint(2**31)))
+        image = torch.as_tensor(data[self.key])
+        out = dict(data)
+        out[self.key] = image + sigma * torch.randn(image.shape, generator=generator, dtype=image.dtype)
+        return out
 
 
 def build_augmentation(label_keys: tuple[str, ...]) -> Compose:
@@ -33,7 +54,7 @@ def build_augmentation(label_keys: tuple[str, ...]) -> Compose:
             RandScaleIntensityd("image", factors=0.1, prob=0.3),
             RandShiftIntensityd("image", offsets=0.1, prob=0.3),
             RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.2, retain_stats=True),
-            RandGaussianNoised("image", prob=0.15, std=0.05),
+            GaussianNoised("image", prob=0.15, std=0.05),
         ]
     )
 
