@@ -1,0 +1,65 @@
+"""Paired tables (markdown) over finished run folders of any experiments, fold by fold: for runs
+of different code or settings that no single experiment folder holds (a screening run beside a
+sweep). Each method is a run-folder pattern with ``{f}`` for the fold; per case the mean WT/TC/ET
+Dice of the run's final model (after post-processing) is read from its summary.json.
+
+Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f0.25_s0" \\
+           --run "ours-control=/work/exp5/runs/ours-control_fold{f}_f0.25_s0" --compare ours:ours-control
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from brats_ssl.stats import mean_ci, paired
+
+
+def case_means(pattern: str, folds: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for fold in range(folds):
+        path = Path(pattern.format(f=fold)) / "summary.json"
+        if path.is_file():
+            for case in json.loads(path.read_text())["per_case"]:
+                found[case["case"]] = sum(case[region]["dice"] for region in ("WT", "TC", "ET")) / 3
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", action="append", required=True, help="label=run folder pattern with {f}")
+    parser.add_argument("--compare", action="append", default=[], help="label:reference")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--per-case", action="store_true")
+    args = parser.parse_args()
+    data = {label: case_means(pattern, args.folds) for label, pattern in (r.split("=", 1) for r in args.run)}
+    common = sorted(set.intersection(*(set(v) for v in data.values() if v)))
+    print(f"Mean WT/TC/ET Dice on the {len(common)} val cases that every method has finished:\n")
+    print("| method | cases | mean [95 % CI] |\n| --- | --- | --- |")
+    for label, values in data.items():
+        if values and common:
+            mean, low, high = mean_ci([values[c] for c in common])
+            print(f"| {label} | {len(common)} | {mean:.3f} [{low:.3f}, {high:.3f}] |")
+    print("\n| comparison | cases | mean difference [95 % CI] | Wilcoxon p |\n| --- | --- | --- | --- |")
+    for pair in args.compare:
+        a, b = pair.split(":")
+        cases = sorted(set(data[a]) & set(data[b]))
+        if len(cases) < 2:
+            continue
+        result = paired([data[a][c] - data[b][c] for c in cases])
+        mark = " **resolved**" if result.resolved else ""
+        print(
+            f"| {a} − {b} | {len(cases)} | {result.mean:+.3f} [{result.ci_low:+.3f}, {result.ci_high:+.3f}]{mark} "
+            f"| {result.p_value:.3f} |"
+        )
+    if args.per_case:
+        every = sorted(set().union(*data.values()))
+        print("\n| case | " + " | ".join(data) + " |\n| --- |" + " --- |" * len(data))
+        for case in every:
+            cells = [f"{data[m][case]:.3f}" if case in data[m] else "-" for m in data]
+            print(f"| {case} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
