@@ -12,6 +12,11 @@ import pytest
 
 REAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "brats-dev"
 AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+# Command-line options of a run that finishes in seconds: tiny preset, 3 steps, 2 stages, T = 2.
+TINY_RUN = [
+    *("--preset", "tiny", "--steps", "3"),
+    *("--set", "ssl.stages=2", "--set", "train.val_every=3", "--set", "inference.mc_samples=2"),
+]
 
 
 @pytest.fixture(autouse=True, scope="session")

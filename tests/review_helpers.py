@@ -18,18 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY = [
-    "--preset",
-    "tiny",
-    "--steps",
-    "3",
-    "--set",
-    "ssl.stages=2",
-    "--set",
-    "train.val_every=3",
-    "--set",
-    "inference.mc_samples=2",
-]
+from conftest import TINY_RUN
+
+TINY = TINY_RUN
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # The network is closed: without these Chromium waits on connections. SwiftShader gives WebGL2.

@@ -23,22 +23,9 @@ from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine.distributed import DistEnv, require_divisible
 from brats_ssl.errors import BadInputError
 
-from conftest import synthetic_case, write_dataset
+from conftest import TINY_RUN, synthetic_case, write_dataset
 
-TINY = [
-    "--preset",
-    "tiny",
-    "--steps",
-    "3",
-    "--set",
-    "ssl.stages=2",
-    "--set",
-    "train.val_every=3",
-    "--set",
-    "train.log_every=1",
-    "--set",
-    "inference.mc_samples=2",
-]
+TINY = TINY_RUN + ["--set", "train.log_every=1"]
 
 
 def _items(n: int) -> list[TrainItem]:

@@ -17,20 +17,9 @@ from brats_ssl.run.model import build_model
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import METHODS
 
-from conftest import write_dataset
+from conftest import TINY_RUN, write_dataset
 
-TINY = [
-    "--preset",
-    "tiny",
-    "--steps",
-    "3",
-    "--set",
-    "ssl.stages=2",
-    "--set",
-    "train.val_every=3",
-    "--set",
-    "inference.mc_samples=2",
-]
+TINY = TINY_RUN
 
 
 def previous_phase(phases: list[str], phase: str) -> str:
