@@ -153,6 +153,35 @@ def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_ru
     assert ours["stages"][0]["student_val"] != control["stages"][0]["student_val"]
 
 
+def test_student_control_is_ours_student_fed_with_the_labeled_cases(cohort, ours_run, tmp_path):
+    """ours-student-control trains ours' student - the extra patches and their learn term - with the
+    labeled cases as its extra patches, and never labels or reads an unlabeled case."""
+    _, data = cohort
+    run = tmp_path / "student_control"
+    shutil.copytree(ours_run / "teacher", run / "teacher")
+    assert (
+        run_cli("train", data, "-o", run, "--split", ours_run / "split.json", "--method", "ours-student-control", *TINY)
+        == 0
+    )
+    summary = json.loads((run / "summary.json").read_text())
+    labeled = json.loads((run / "split.json").read_text())["labeled"]
+    assert [s["members"] for s in summary["stages"]] == [len(labeled)] * 2
+    assert not (run / "pseudo").exists()
+    rows = [r for k in (1, 2) for r in atomic.read_jsonl(run / f"stage_{k}" / "metrics.jsonl") if "loss" in r]
+    # the extra patches are learned from (the branch ours-control does not have), with weight
+    assert rows and all(r["learn"] > 0 and r["lambda"] > 0 for r in rows)
+
+
+def test_true_labels_as_pseudo_label_maps_are_certain_and_rule_out_every_other_class():
+    from brats_ssl.data import confidence_codec
+    from brats_ssl.ssl.labelling import true_label_maps
+
+    label = np.array([[0, 1], [2, 3]], np.uint8)
+    maps = true_label_maps(label)
+    assert (confidence_codec.decode(maps["confidence"]) == 1).all() and maps["confidence"].shape == label.shape
+    assert maps["absent"].tolist() == [[0b1110, 0b1101], [0b1011, 0b0111]]
+
+
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs(cohort, tmp_path, method):
     """Every registered method, by its registry entry: it runs, writes the phases the entry names, in

@@ -258,7 +258,7 @@ def _curves_section(folder: Path, groups: Groups, run_dirs: dict[str, Path], n_v
         figures.append(
             Picture(
                 experiment_stage_figure(curves, folder / f"{FIGURE_PREFIX}stages.png"),
-                "ours (and ours-control: the same stages without unlabeled scans): "
+                "ours (and its controls: the same stages without unlabeled scans): "
                 "validation mean Dice of WT, TC and ET after the teacher and each stage, one line "
                 "per method and labeled fraction (mean over seeds, band ± std)",
             )

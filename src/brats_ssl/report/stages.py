@@ -135,9 +135,8 @@ def stages_section(run: RunFolder) -> Section | None:
         "pseudo-labeled tumour voxels with confidence ≥ τ (learned; the rest is unlearned). "
         "Mean agreement: teacher–student Dice over the pool after the stage's refinement.",
     )
-    title = (
-        "Stages (ours-control: ours' schedule on the labeled cases only)"
-        if run.config.method == "ours-control"
-        else "Curriculum stages (ours)"
-    )
+    title = {
+        "ours-control": "Stages (ours-control: ours' schedule on the labeled cases only)",
+        "ours-student-control": "Stages (ours-student-control: ours' student, extra patches from the labeled cases)",
+    }.get(run.config.method, "Curriculum stages (ours)")
     return Section(title, [picture, table])

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from brats_ssl import atomic
+from brats_ssl.data import confidence_codec
 from brats_ssl.data.batches import PSEUDO, Pool
-from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
+from brats_ssl.data.conventions import NUM_CLASSES, TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.engine import distributed
@@ -157,6 +158,25 @@ def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[s
                 case_id, pre.image, {"label": label.label, "confidence": label.confidence, "absent": label.absent}
             )
         )
+    return Pool(items, samples, PSEUDO)
+
+
+def true_label_maps(label: np.ndarray) -> dict[str, np.ndarray]:
+    """A true label as pseudo-label maps: fully confident (a read-only broadcast, no copy), every
+    class but the label ruled out."""
+    label = np.asarray(label)
+    every_class = (1 << NUM_CLASSES) - 1
+    return {
+        "label": label,
+        "confidence": np.broadcast_to(np.uint8(confidence_codec.CERTAIN), label.shape),
+        "absent": (every_class ^ (np.uint8(1) << label)).astype(np.uint8),
+    }
+
+
+def labeled_as_pseudo(ctx: RunContext, samples: int) -> Pool:
+    """The labeled cases as a pseudo-labeled pool whose pseudo-labels are their true labels (for
+    ``ours-student-control``: ours' student fed with labeled content)."""
+    items = [TrainItem(i.case_id, i.image, true_label_maps(i.maps["label"]), i.foreground) for i in ctx.labeled_items()]
     return Pool(items, samples, PSEUDO)
 
 

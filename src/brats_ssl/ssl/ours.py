@@ -26,6 +26,7 @@ from brats_ssl.ssl.labelling import (
     audit_info,
     case_folder,
     label_pool,
+    labeled_as_pseudo,
     missing_share,
     pseudo_pool,
     pseudo_statistics,
@@ -129,12 +130,17 @@ def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple
     return loss, [teacher] if teacher is not None else []
 
 
-def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
+def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool = False) -> MethodResult:
     """The method. With ``unlabeled=False`` (``--method ours-control``) the same teacher and stage
     schedule run on the labeled cases alone - the same labeled patches at every step - with no
     pseudo-labelling: the control that tells what ours gains from its extra training steps rather
-    than from the unlabeled scans."""
+    than from the unlabeled scans. With ``student_control`` (``--method ours-student-control``) the
+    student is ours' in every respect - the extra patches, their strong views, copy-paste, online
+    teacher, learn/unlearn loss - but the extra patches come from the labeled cases with their true
+    labels: what ours gains from the unlabeled scans' content rather than from its student."""
     cfg, s = ctx.config, ctx.config.ssl
+    if student_control and unlabeled:
+        raise ValueError("the student control runs without unlabeled cases")
     teacher = train_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
@@ -152,7 +158,7 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
         ranking = rank_pool(ctx, current)
         write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
     n_labeled, n_pseudo = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
-    if not unlabeled:
+    if not unlabeled and not student_control:
         n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
 
     best: PhaseResult = teacher  # the current teacher: labels the pool's refinements, final-model candidate
@@ -160,9 +166,12 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
     for k in range(1, s.stages + 1):
         name = f"stage_{k}"
         tau = threshold(k, s.stages, s.tau_start, s.tau_end)
-        loss, hooks = stage_loss(ctx, k, tau, unlabeled=unlabeled)
+        loss, hooks = stage_loss(ctx, k, tau, unlabeled=unlabeled or student_control)
         pools = [Pool(ctx.labeled_items(), n_labeled, LABELED)]
         members: list[str] = []
+        if student_control:
+            pools.append(labeled_as_pseudo(ctx, n_pseudo))
+            members = [case.case_id for case in ctx.labeled]
         review = None
         if unlabeled:
             ranked = [r.case for r in ranking]
@@ -218,3 +227,8 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True) -> MethodResult:
 def run_ours_control(ctx: RunContext) -> MethodResult:
     """``--method ours-control``: :func:`run_ours` on the labeled cases alone."""
     return run_ours(ctx, unlabeled=False)
+
+
+def run_ours_student_control(ctx: RunContext) -> MethodResult:
+    """``--method ours-student-control``: ours' student with labeled content in place of the unlabeled scans."""
+    return run_ours(ctx, unlabeled=False, student_control=True)

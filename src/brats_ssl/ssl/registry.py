@@ -103,6 +103,17 @@ METHODS: dict[str, Method] = {
             steps_text="{teacher} (teacher) + {student} (stages on the labeled cases only)",
         ),
         Method(
+            "ours-student-control",
+            "brats_ssl.ssl.ours:run_ours_student_control",
+            "ours' student as it is (extra patches, strong views, copy-paste, online teacher, stages) with the "
+            "extra patches drawn from the labeled cases and their true labels: what the unlabeled scans' content adds",
+            uses_unlabeled=False,
+            starts_from_teacher=True,
+            phases=("teacher", STAGES),
+            colour="#c77dff",
+            steps_text="{teacher} (teacher) + {student} (ours' student on the labeled cases only)",
+        ),
+        Method(
             "self-training",
             "brats_ssl.ssl.baselines:run_self_training",
             "teacher, one pass of pseudo-labels for every unlabeled case, one student",
