@@ -55,3 +55,24 @@ def test_gaussian_noise_is_seeded_zero_mean_and_within_its_std():
     noise.set_random_state(0)
     skipped = GaussianNoised("image", prob=0.0, std=0.05)({"image": image})["image"]
     assert torch.equal(skipped, image)
+
+
+def test_maps_with_channels_of_their_own_stay_aligned_with_the_label():
+    """The teacher's class probabilities (C, *S) travel with the label through flips and affine
+    resampling: their argmax stays the label voxel for voxel."""
+    rng = np.random.default_rng(0)
+    label = np.zeros((16, 16, 16), np.uint8)
+    label[3:9, 4:12, 5:10] = 1
+    label[6:14, 2:7, 8:15] = 2
+    label[10:13, 10:14, 1:6] = 3
+    probabilities = (np.eye(4, dtype=np.uint8)[label] * 200 + 10).transpose(3, 0, 1, 2)
+    image = rng.normal(size=(4, 16, 16, 16)).astype(np.float32)
+    augmenter = Augmenter(("label", "probabilities"))
+    moved = 0
+    for seed in range(12):
+        out = augmenter({"image": image, "label": label, "probabilities": probabilities}, seed)
+        assert out["probabilities"].shape == (4, 16, 16, 16) and out["probabilities"].dtype == np.uint8
+        inside = out["probabilities"].sum(0) > 0
+        assert (out["probabilities"].argmax(0)[inside] == out["label"][inside]).all()
+        moved += not np.array_equal(out["label"], label)
+    assert moved > 0  # the augmentation did move the maps

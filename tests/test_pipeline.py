@@ -172,6 +172,24 @@ def test_student_control_is_ours_student_fed_with_the_labeled_cases(cohort, ours
     assert rows and all(r["learn"] > 0 and r["lambda"] > 0 for r in rows)
 
 
+def test_ours_learns_from_the_teachers_stored_probabilities_when_asked(cohort, ours_run, tmp_path):
+    """ssl.offline_targets=probabilities: the same run (teacher, batches, start) with the teacher's
+    class probabilities as offline targets: the same supervised term, more pseudo-labeled voxels learned."""
+    _, data = cohort
+    run = tmp_path / "probabilities"
+    shutil.copytree(ours_run / "teacher", run / "teacher")
+    args = ["--split", ours_run / "split.json", "--method", "ours", "--set", "ssl.offline_targets=probabilities"]
+    assert run_cli("train", data, "-o", run, *args, *TINY) == 0
+    first, baseline = (
+        next(r for r in atomic.read_jsonl(folder / "stage_1" / "metrics.jsonl") if "loss" in r)
+        for folder in (run, ours_run)
+    )
+    # (logged values average the first steps, after which the two models differ a little)
+    assert first["sup"] == pytest.approx(baseline["sup"], rel=1e-2)
+    # the stored probabilities make more voxels sure of tumour vs background than the confidence spread
+    assert first["learn_where"] > 1.5 * baseline["learn_where"]
+
+
 def test_true_labels_as_pseudo_label_maps_are_certain_and_rule_out_every_other_class():
     from brats_ssl.data import confidence_codec
     from brats_ssl.ssl.labelling import true_label_maps

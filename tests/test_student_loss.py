@@ -92,3 +92,34 @@ def test_each_switch_changes_what_the_student_learns():
 def test_online_teacher_needed_for_online_targets():
     with pytest.raises(ValueError, match="online"):
         StudentLoss(SETTINGS, teacher=None, seed=0)
+
+
+def test_stored_probabilities_replace_the_spread_only_where_they_still_give_the_label():
+    from brats_ssl.ssl.hierarchical import offline_probabilities, stored_where_they_agree
+
+    label = torch.tensor([[2, 2, 0]])  # (B=1, S=3); the third voxel is padding (nothing stored)
+    confidence = torch.tensor([[0.5, 0.6, 0.0]])
+    stored = torch.tensor([[[0, 0, 0], [102, 102, 0], [153, 51, 0], [0, 102, 0]]], dtype=torch.uint8)  # (B, C, S)
+    spread = offline_probabilities(label, confidence, 4)
+    target = stored_where_they_agree(spread, stored, label)
+    # voxel 0: stored argmax is class 2 = its label: the stored probabilities (0, 0.4, 0.6, 0)
+    assert target[0, :, 0].tolist() == pytest.approx([0.0, 0.4, 0.6, 0.0])
+    # voxel 1: refinement relabelled it (stored argmax 1 or 3 ≠ 2): the confidence spread stays
+    assert target[0, :, 1].tolist() == pytest.approx(spread[0, :, 1].tolist())
+    assert target[0, :, 2].tolist() == pytest.approx(spread[0, :, 2].tolist())
+    # what it changes for hierarchical learning: voxel 0 is sure tumour (1.0) from the stored
+    # probabilities, 0.875 from the spread of c = 0.5 (0.5 + 3 × 0.125)
+    assert float(target[0, 1:, 0].sum()) == pytest.approx(1.0) and float(spread[0, 1:, 0].sum()) == pytest.approx(0.875)
+
+
+def test_student_learns_from_stored_probabilities_when_the_batch_has_them():
+    batch = _batch([LABELED, PSEUDO])
+    model = _model()
+    settings = dataclasses.replace(SETTINGS, online_weight=0.0, strong_views=False, copy_paste=False)
+    without = _grads(StudentLoss(settings, teacher=None, seed=0), model, batch)
+    # probabilities that put 0.95 on each voxel's label: more voxels pass τ than with its confidence
+    stored = torch.nn.functional.one_hot(batch["label"], 4).movedim(-1, 1).float() * 0.9 + 0.025
+    batch["probabilities"] = (stored * 255).round().to(torch.uint8)
+    with_stored = _grads(StudentLoss(settings, teacher=None, seed=0), model, batch)
+    assert with_stored[2]["learn_where"] > without[2]["learn_where"]
+    assert with_stored[0] != pytest.approx(without[0], rel=1e-4)

@@ -104,6 +104,10 @@ class SSLConfig:
     copy_paste_ratio: float = 0.6667  # of the patch along each axis (BCP's 3-D code: 2/3)
     hierarchical: bool = True  # tumour vs background where sure, the subclass only where sure of it too
     tau_subclass: float = 0.8  # P(subclass | tumour) needed to learn a voxel's subclass
+    # The offline target of a pseudo-labeled voxel: "confidence" - its label with its MC confidence c,
+    # 1 - c spread evenly; "probabilities" - the teacher's stored MC-mean class probabilities where
+    # they still give the voxel's label (refinement can change it), else as "confidence".
+    offline_targets: str = "confidence"
     refinement: bool = True
     tau_agree: float = 0.80
     agree_confidence: str = "mean"  # refinement, where teacher and student agree: mean | max of their confidences
@@ -380,6 +384,10 @@ def validate(config: Config) -> None:
         (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
         (0 < config.ssl.copy_paste_ratio < 1, "ssl.copy_paste_ratio: in (0, 1)"),
         (0 < config.ssl.tau_subclass <= 1, "ssl.tau_subclass: in (0, 1]"),
+        (
+            config.ssl.offline_targets in ("confidence", "probabilities"),
+            "ssl.offline_targets: confidence or probabilities",
+        ),
         (
             config.ssl.pseudo_fraction is None or 0 <= config.ssl.pseudo_fraction < 1,
             "ssl.pseudo_fraction: in [0, 1), or null",

@@ -64,7 +64,7 @@ class Augmenter:
 
     The label-like maps travel as the channels of one tensor: one nearest-neighbour resampling
     and one flip for all of them instead of one per map (the batch build competes with training
-    for the same cores).
+    for the same cores). A map is (*S) or, with channels of its own, (C, *S).
     """
 
     def __init__(self, label_keys: tuple[str, ...]):
@@ -75,13 +75,17 @@ class Augmenter:
     def __call__(self, patch: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
         self.transform.set_random_state(seed=seed % (2**32))
         data = {"image": torch.from_numpy(patch["image"])}
+        spatial = patch["image"].shape[1:]
+        channels = [patch[key].reshape(-1, *spatial) for key in self.label_keys]
         if self.label_keys:
-            data["maps"] = torch.from_numpy(np.stack([patch[key] for key in self.label_keys]).astype(np.float32))
+            data["maps"] = torch.from_numpy(np.concatenate(channels).astype(np.float32))
         out = self.transform(data)
         result = dict(patch)
         result["image"] = np.asarray(out["image"], dtype=np.float32)
         if self.label_keys:
             maps = np.asarray(out["maps"]).round()
-            for i, key in enumerate(self.label_keys):
-                result[key] = maps[i].astype(patch[key].dtype)
+            first = 0
+            for key, block in zip(self.label_keys, channels):
+                result[key] = maps[first : first + len(block)].reshape(patch[key].shape).astype(patch[key].dtype)
+                first += len(block)
         return result

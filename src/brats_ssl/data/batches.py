@@ -20,6 +20,7 @@ from brats_ssl.data.sampling import TrainItem, sample_patch
 from brats_ssl.errors import BadInputError
 
 LABELED, PSEUDO, UNLABELED = 0, 1, 2
+PROBABILITIES = "probabilities"  # optional map of pseudo-labeled items: the teacher's class probabilities
 
 
 @dataclass
@@ -79,7 +80,12 @@ class BatchBuilder:
         self.foreground_fraction = foreground_fraction
         self.seed = seed
         self.stream = _stream_id(stream)
-        label_keys = ("label", "confidence", "absent")
+        # A pool may carry its teacher's class probabilities (C, *S) per pseudo-labeled voxel; then
+        # every sample gets the map (zeros: none), so the batch stacks.
+        self.classes = next(
+            (i.maps[PROBABILITIES].shape[0] for p in self.pools for i in p.items if PROBABILITIES in i.maps), 0
+        )
+        label_keys = ("label", "confidence", "absent") + ((PROBABILITIES,) if self.classes else ())
         self.augmenter = Augmenter(label_keys) if augment else None
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
@@ -90,11 +96,13 @@ class BatchBuilder:
             item = pool.items[int(rng.integers(len(pool.items)))]
             patch = sample_patch(item, self.patch_size, rng, self.foreground_fraction)
             patch = self._complete(patch, pool.kind)
+            if self.classes and PROBABILITIES not in patch:
+                patch[PROBABILITIES] = np.zeros((self.classes,) + patch["label"].shape, np.uint8)
             if self.augmenter is not None:
                 patch = self.augmenter(patch, int(rng.integers(2**31)))
             patch["kind"] = np.int64(pool.kind)
             samples.append(patch)
-        return {
+        batch = {
             "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
             "label": torch.from_numpy(np.stack([s["label"] for s in samples]).astype(np.int64)),
             # encoded uint8 (data/confidence_codec.py), decoded by the loss
@@ -102,6 +110,9 @@ class BatchBuilder:
             "absent": torch.from_numpy(np.stack([s["absent"] for s in samples])),
             "kind": torch.tensor([int(s["kind"]) for s in samples]),
         }
+        if self.classes:  # uint8 fractions of 255 (data/confidence_codec.py)
+            batch[PROBABILITIES] = torch.from_numpy(np.stack([s[PROBABILITIES] for s in samples]))
+        return batch
 
     @staticmethod
     def _complete(patch: dict[str, np.ndarray], kind: int) -> dict[str, np.ndarray]:

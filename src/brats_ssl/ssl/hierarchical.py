@@ -28,6 +28,16 @@ def offline_probabilities(label: torch.Tensor, confidence: torch.Tensor, classes
     return c * one_hot + (1 - c) / classes
 
 
+def stored_where_they_agree(target: torch.Tensor, stored: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """``target`` (B, C, *S) replaced by the stored class probabilities (uint8 fractions of 255,
+    renormalised) on the voxels where they are present and their argmax is still ``label``
+    (refinement may have changed a label; padding stores zeros)."""
+    p = stored.to(target.dtype)
+    total = p.sum(1, keepdim=True)
+    use = (total > 0) & (p.argmax(1, keepdim=True) == label.unsqueeze(1))
+    return torch.where(use, p / total.clamp_min(EPS), target)
+
+
 def _class_balanced_nll(
     log_q: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, classes: int
 ) -> torch.Tensor:

@@ -19,7 +19,7 @@ from torch import nn
 
 from brats_ssl import atomic
 from brats_ssl.data import confidence_codec
-from brats_ssl.data.batches import PSEUDO, Pool
+from brats_ssl.data.batches import PROBABILITIES, PSEUDO, Pool
 from brats_ssl.data.conventions import NUM_CLASSES, TUMOUR_CLASS_NAMES
 from brats_ssl.data.dataset import CaseRef
 from brats_ssl.data.sampling import TrainItem
@@ -148,16 +148,26 @@ def read_ranking(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def pseudo_pool(ctx: RunContext, pseudo: dict[str, PseudoLabel], members: list[str], samples: int) -> Pool:
+def pseudo_pool(
+    ctx: RunContext,
+    pseudo: dict[str, PseudoLabel],
+    members: list[str],
+    samples: int,
+    probabilities: dict[str, PseudoLabel] | None = None,
+) -> Pool:
+    """The stage's pseudo-labeled pool; with ``probabilities`` (the teacher's round, which keeps
+    its class probabilities) every patch carries them too."""
     items = []
     for case_id in members:
         pre = ctx.preprocessed(ctx.case(case_id))
         label = pseudo[case_id]
-        items.append(
-            TrainItem(
-                case_id, pre.image, {"label": label.label, "confidence": label.confidence, "absent": label.absent}
-            )
-        )
+        maps = {"label": label.label, "confidence": label.confidence, "absent": label.absent}
+        if probabilities is not None:
+            stored = probabilities[case_id].probabilities
+            if stored is None:
+                raise ValueError(f"{case_id}: the teacher's pseudo-label has no class probabilities")
+            maps[PROBABILITIES] = stored
+        items.append(TrainItem(case_id, pre.image, maps))
     return Pool(items, samples, PSEUDO)
 
 

@@ -157,6 +157,8 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
         )
         ranking = rank_pool(ctx, current)
         write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
+    # the teacher's round keeps its class probabilities; refinement changes labels, not these
+    teacher_round = current if unlabeled and s.offline_targets == "probabilities" else None
     n_labeled, n_pseudo = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
     if not unlabeled and not student_control:
         n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
@@ -178,7 +180,7 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
             members, review = stage_members_after_review(
                 ctx.run_dir, ctx.run_dir / name, ranked, stage_members(ranked, k, s.stages, curriculum=s.curriculum)
             )
-            pools.append(pseudo_pool(ctx, current, members, n_pseudo))
+            pools.append(pseudo_pool(ctx, current, members, n_pseudo, probabilities=teacher_round))
         student = train_phase(
             ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps, hooks=hooks, **stage_start(ctx, k, best.name)
         )

@@ -29,13 +29,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from brats_ssl.data import confidence_codec
-from brats_ssl.data.batches import LABELED, PSEUDO
+from brats_ssl.data.batches import LABELED, PROBABILITIES, PSEUDO
 from brats_ssl.data.conventions import NUM_CLASSES
 from brats_ssl.data.strong_views import strong_view
 from brats_ssl.engine.trainer import step_seed
 from brats_ssl.losses import SupervisedLoss, probabilities
 from brats_ssl.ssl import copy_paste
-from brats_ssl.ssl.hierarchical import hierarchical_loss, offline_probabilities
+from brats_ssl.ssl.hierarchical import hierarchical_loss, offline_probabilities, stored_where_they_agree
 from brats_ssl.ssl.losses import EMATeacher, class_log_probs, learn_loss, sigmoid_rampup, unlearn_loss
 
 
@@ -72,10 +72,19 @@ class StudentLoss:
 
     @torch.no_grad()
     def targets(
-        self, weak: torch.Tensor, label: torch.Tensor, confidence: torch.Tensor, absent: torch.Tensor
+        self,
+        weak: torch.Tensor,
+        label: torch.Tensor,
+        confidence: torch.Tensor,
+        absent: torch.Tensor,
+        stored: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(soft targets (B, C, *S), ruled-out class bits (B, *S)) of pseudo-labeled patches."""
+        """(soft targets (B, C, *S), ruled-out class bits (B, *S)) of pseudo-labeled patches.
+        ``stored``: the teacher's class probabilities (uint8 fractions, (B, C, *S)), used where they
+        still give the pseudo-label's class."""
         target = offline_probabilities(label, confidence, NUM_CLASSES)
+        if stored is not None:
+            target = stored_where_they_agree(target, stored, label)
         if self.teacher is not None and self.s.online_weight > 0:
             self.teacher.model.eval()
             online = probabilities(self.teacher.model(weak), self.s.output)
@@ -98,7 +107,10 @@ class StudentLoss:
         whole = labeled.clone()  # labeled patches left whole (not copy-pasted)
         logs: dict[str, float] = {}
         if bool(pseudo.any()):
-            soft, absent[pseudo] = self.targets(image[pseudo], label[pseudo], confidence[pseudo], absent[pseudo])
+            stored = batch[PROBABILITIES][pseudo] if PROBABILITIES in batch else None
+            soft, absent[pseudo] = self.targets(
+                image[pseudo], label[pseudo], confidence[pseudo], absent[pseudo], stored
+            )
             target[pseudo] = soft
             if self.s.strong_views:
                 inputs[pseudo] = strong_view(image[pseudo], generator)
