@@ -34,7 +34,7 @@ PER_CASE_COLUMNS = (
     + [f"raw_hd95_{k}" for k in DICE_KEYS]
 )
 COMPARISON_COLUMNS = ["method", "reference", "fraction", "metric", "n", "mean_diff", "ci_low", "ci_high", "p_value"]
-DEFAULT_REFERENCES = ("supervised", "ours-control")
+DEFAULT_REFERENCES = ("supervised", "ours-control", "ours-student-control")  # those that ran
 
 
 def _value(entry: dict, region: str, metric: str):

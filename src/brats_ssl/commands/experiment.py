@@ -45,7 +45,10 @@ def experiment(
     references: Optional[List[str]] = typer.Option(
         None,
         "--references",
-        help=("Methods every other method is compared with, per case (default: supervised ours-control where run)."),
+        help=(
+            "Methods every other method is compared with, per case "
+            "(default: supervised, ours-control and ours-student-control, those that run)."
+        ),
     ),
     preset_name: str = typer.Option("auto", "--preset", help=options.PRESET),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
