@@ -1,7 +1,10 @@
 """Paired tables (markdown) over finished run folders of any experiments, fold by fold: for runs
 of different code or settings that no single experiment folder holds (a screening run beside a
 sweep). Each method is a run-folder pattern with ``{f}`` for the fold; per case the mean WT/TC/ET
-Dice of the run's final model (after post-processing) is read from its summary.json.
+Dice of the run's final model (after post-processing) is read from its summary.json. A pattern may
+end in ``@WHICH`` to read another model of the run, all before post-processing: ``@raw`` the final
+model, ``@teacher`` / ``@stage_2`` / ... that phase's chosen checkpoint, ``@last`` the run's last
+stage - so that a rule for the final model can be compared across folds without training again.
 
 Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f0.25_s0" \\
            --run "ours-control=/work/exp5/runs/ours-control_fold{f}_f0.25_s0" --compare ours:ours-control
@@ -16,13 +19,27 @@ from pathlib import Path
 from brats_ssl.stats import mean_ci, paired
 
 
+def per_case(run: Path, which: str) -> list[dict] | None:
+    """The per-case scores of one model of a finished run (None while it is not finished)."""
+    summary = run / "summary.json"
+    if not summary.is_file():
+        return None
+    if which in ("final", "raw"):
+        found = json.loads(summary.read_text())
+        return found["per_case"] if which == "final" else found["raw"]["per_case"]
+    if which == "last":
+        stages = sorted(run.glob("stage_*/summary.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+        return json.loads(stages[-1].read_text())["per_case"] if stages else None
+    phase = run / which / "summary.json"
+    return json.loads(phase.read_text())["per_case"] if phase.is_file() else None
+
+
 def case_means(pattern: str, folds: int) -> dict[str, float]:
+    pattern, _, which = pattern.partition("@")
     found: dict[str, float] = {}
     for fold in range(folds):
-        path = Path(pattern.format(f=fold)) / "summary.json"
-        if path.is_file():
-            for case in json.loads(path.read_text())["per_case"]:
-                found[case["case"]] = sum(case[region]["dice"] for region in ("WT", "TC", "ET")) / 3
+        for case in per_case(Path(pattern.format(f=fold)), which or "final") or []:
+            found[case["case"]] = sum(case[region]["dice"] for region in ("WT", "TC", "ET")) / 3
     return found
 
 
