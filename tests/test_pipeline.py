@@ -190,6 +190,31 @@ def test_ours_learns_from_the_teachers_stored_probabilities_when_asked(cohort, o
     assert first["learn_where"] > 1.5 * baseline["learn_where"]
 
 
+def test_last_stage_is_the_final_model_when_asked(cohort, ours_run, tmp_path, monkeypatch):
+    """ssl.final_model=last: the last stage is the final model even where the selection cases prefer
+    the teacher; what is reported before post-processing is that stage's own evaluation."""
+    import dataclasses
+
+    from brats_ssl.ssl import ours
+
+    def worse_on_selection(ctx, name, **kwargs):  # every stage scores below the teacher on the chooser cases
+        result = train_phase(ctx, name, **kwargs)
+        return dataclasses.replace(result, choice={"mean": {r: {"dice": 0.0} for r in ("WT", "TC", "ET")}})
+
+    train_phase = ours.train_phase
+    monkeypatch.setattr(ours, "train_phase", worse_on_selection)
+    _, data = cohort
+    for final_model, expected in (("selected", "teacher"), ("last", "stage_2")):
+        run = tmp_path / final_model
+        shutil.copytree(ours_run / "teacher", run / "teacher")
+        args = ["--split", ours_run / "split.json", "--method", "ours", "--set", f"ssl.final_model={final_model}"]
+        assert run_cli("train", data, "-o", run, *args, *TINY) == 0
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["model"] == expected and not any(s["promoted"] for s in summary["stages"])
+        phase = json.loads((run / expected / "summary.json").read_text())
+        assert summary["raw"]["mean"] == phase["mean"]
+
+
 def test_true_labels_as_pseudo_label_maps_are_certain_and_rule_out_every_other_class():
     from brats_ssl.data import confidence_codec
     from brats_ssl.ssl.labelling import true_label_maps

@@ -108,6 +108,9 @@ class SSLConfig:
     # 1 - c spread evenly; "probabilities" - the teacher's stored MC-mean class probabilities where
     # they still give the voxel's label (refinement can change it), else as "confidence".
     offline_targets: str = "confidence"
+    # ours' final model: "selected" - the best of the teacher and the stages on the selection cases;
+    # "last" - the last stage, whatever 2 selection cases say of it (their noise picks too often).
+    final_model: str = "selected"
     refinement: bool = True
     tau_agree: float = 0.80
     agree_confidence: str = "mean"  # refinement, where teacher and student agree: mean | max of their confidences
@@ -384,6 +387,7 @@ def validate(config: Config) -> None:
         (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
         (0 < config.ssl.copy_paste_ratio < 1, "ssl.copy_paste_ratio: in (0, 1)"),
         (0 < config.ssl.tau_subclass <= 1, "ssl.tau_subclass: in (0, 1]"),
+        (config.ssl.final_model in ("selected", "last"), "ssl.final_model: selected or last"),
         (
             config.ssl.offline_targets in ("confidence", "probabilities"),
             "ssl.offline_targets: confidence or probabilities",

@@ -221,8 +221,9 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
         if distributed.is_main():
             atomic.write_json(ctx.run_dir / "stages.json", stages)
 
+    final = student if s.final_model == "last" else best
     return MethodResult(
-        final_phase=best.name, val=best.summary, teacher=teacher.summary, student=student.summary, stages=stages
+        final_phase=final.name, val=final.summary, teacher=teacher.summary, student=student.summary, stages=stages
     )
 
 
