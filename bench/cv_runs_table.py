@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+from brats_ssl.commands.tables import last_phase
 from brats_ssl.stats import mean_ci, paired
 
 
@@ -24,13 +25,11 @@ def per_case(run: Path, which: str) -> list[dict] | None:
     summary = run / "summary.json"
     if not summary.is_file():
         return None
+    found = json.loads(summary.read_text())
     if which in ("final", "raw"):
-        found = json.loads(summary.read_text())
         return found["per_case"] if which == "final" else found["raw"]["per_case"]
-    if which == "last":
-        stages = sorted(run.glob("stage_*/summary.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-        return json.loads(stages[-1].read_text())["per_case"] if stages else None
-    phase = run / which / "summary.json"
+    name = last_phase(found) if which == "last" else which
+    phase = run / (name or "-") / "summary.json"  # a run without stages has no last one
     return json.loads(phase.read_text())["per_case"] if phase.is_file() else None
 
 
