@@ -33,6 +33,7 @@ from brats_ssl.experiment_folder import EXPERIMENT_JSON, RESULTS_CSV, REUSED_MAR
 from brats_ssl.experiment_tables import DEFAULT_REFERENCES, write_tables
 from brats_ssl.metrics import EVALUATED
 from brats_ssl.records import Split, Summary
+from brats_ssl.variants import Variant, base_method
 
 REGION_KEYS = tuple(EVALUATED)  # WT, TC, ET, NCR, ED
 RESULT_COLUMNS = (
@@ -129,19 +130,24 @@ def run_experiment(
     selection: int = 2,
     references: list[str] | None = None,
     unlabeled: list[Path] | None = None,
+    variants: dict[str, Variant] | None = None,
     console=None,
 ) -> Path:
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.ssl.registry import METHODS
 
-    unknown = [m for m in methods + list(references or []) if m not in METHODS]
+    variants = dict(variants or {})
+    unknown = [m for m in methods + list(references or []) if m not in METHODS and m not in variants]
     if unknown:
         raise BadInputError(f"--methods/--references {', '.join(unknown)}: valid methods are {', '.join(METHODS)}")
+    methods = list(dict.fromkeys(methods + list(variants)))
     if any(not 0 < f <= 1 for f in fractions):
         raise BadInputError(f"--fractions {fractions}: each must be in (0, 1]")
     if selection < 0:
         raise BadInputError(f"--selection {selection}: must be at least 0")
-    references = list(references) if references is not None else [r for r in DEFAULT_REFERENCES if r in methods]
+    if references is None:  # the controls that run, and every variant's base: the ablation's comparison
+        bases = [v.method for v in variants.values()]
+        references = [r for r in dict.fromkeys(list(DEFAULT_REFERENCES) + bases) if r in methods]
     dataset = add_unlabeled(open_dataset(data), list(unlabeled or []))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,6 +161,7 @@ def run_experiment(
             "folds": folds,
             "selection": selection,
             "references": references,
+            "variants": {name: {"method": v.method, "overrides": v.overrides} for name, v in variants.items()},
             "unlabeled": [str(r) for r in dataset.unlabeled_roots],
             "val": val,
             "preset": preset,
@@ -173,15 +180,25 @@ def run_experiment(
                 split_path, split = _split(out, dataset, fraction, seed, fold, folds, made)
                 supervised_dir = out / RUNS / run_name("supervised", fraction, seed, fold, folds)
                 for method in sorted(methods, key=lambda m: m != "supervised"):
-                    no_unlabeled = method != "supervised" and not split["unlabeled"]
+                    base = base_method(method, variants)
+                    no_unlabeled = base != "supervised" and not split["unlabeled"]
                     run_dir = (
                         supervised_dir if no_unlabeled else out / RUNS / run_name(method, fraction, seed, fold, folds)
                     )
-                    run_method = "supervised" if no_unlabeled else method
+                    run_method = "supervised" if no_unlabeled else base
+                    run_overrides = list(overrides) + (
+                        [] if no_unlabeled or method not in variants else variants[method].overrides
+                    )
                     if console is not None:
                         where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
                         console.rule(f"{method} · {fraction:g} labeled · seed {seed}{where}")
-                    if METHODS[method].starts_from_teacher and not no_unlabeled and "supervised" in methods:
+                    same_teacher = method not in variants or variants[method].keeps_teacher
+                    if (
+                        METHODS[base].starts_from_teacher
+                        and same_teacher
+                        and not no_unlabeled
+                        and "supervised" in methods
+                    ):
                         reuse_teacher(supervised_dir, run_dir)
                     start = time.perf_counter()
                     summary = run_training(
@@ -193,7 +210,7 @@ def run_experiment(
                             preset=preset,
                             steps=steps,
                             seed=seed,
-                            overrides=list(overrides),
+                            overrides=run_overrides,
                             unlabeled=list(unlabeled or []),
                         ),
                         console=console,

@@ -54,10 +54,19 @@ def experiment(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run / per stage."),
     overrides: List[str] = typer.Option([], "--set", help="Override a setting for every run (repeatable)."),
     unlabeled: List[Path] = typer.Option([], "--unlabeled", help=options.UNLABELED),
+    variant: List[str] = typer.Option(
+        [],
+        "--variant",
+        help=(
+            "A method with settings changed, compared as a method of its own and with its base (repeatable): "
+            '"NAME=METHOD KEY=VALUE ...", e.g. "no-copy-paste=ours ssl.copy_paste=false".'
+        ),
+    ),
 ) -> None:
     """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
     from brats_ssl.experiment import run_experiment
     from brats_ssl.report import write_report
+    from brats_ssl.variants import parse_variants
 
     run_experiment(
         data,
@@ -73,6 +82,7 @@ def experiment(
         steps=steps,
         overrides=list(overrides),
         unlabeled=list(unlabeled),
+        variants=parse_variants(list(variant)),
         console=console,
     )
     write_report(out, console=console)

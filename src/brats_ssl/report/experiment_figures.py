@@ -18,7 +18,7 @@ from brats_ssl.report.formatting import as_float, mean_std
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_LISTED, mean_region_dice
 from brats_ssl.report.stages import stage_phases
 from brats_ssl.run_folder import RunFolder
-from brats_ssl.ssl.registry import method_colour, staged_methods
+from brats_ssl.ssl.registry import method_colour
 from brats_ssl.viz import DPI
 
 FRACTION_STYLES = ("-", "--", ":", "-.")
@@ -98,7 +98,8 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
     n_phases = max(len(c) for runs in curves.values() for c in runs)
     fractions = sorted({fraction for _, fraction in curves})
     drawn: list[float] = []
-    for method, fraction in sorted(curves, key=lambda key: (staged_methods().index(key[0]), key[1])):
+    order = list(dict.fromkeys(method for method, _ in curves))  # the report's method order (variants last)
+    for method, fraction in sorted(curves, key=lambda key: (order.index(key[0]), key[1])):
         runs = curves[(method, fraction)]
         per_phase = [[c[k] for c in runs if k < len(c) and c[k] is not None] for k in range(n_phases)]
         stats = [mean_std(v) for v in per_phase]
@@ -107,7 +108,7 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
         means = [m for _, m, _ in points]
         stds = [s for _, _, s in points]
         drawn += list(np.subtract(means, stds)) + list(np.add(means, stds))
-        colour = method_colour(method, "black")
+        colour = method_colour(method, f"C{order.index(method)}")  # a variant: a colour of its own
         style = FRACTION_STYLES[fractions.index(fraction) % len(FRACTION_STYLES)]
         ax.plot(
             xs,

@@ -36,6 +36,7 @@ from brats_ssl.report.run_report import write_run_report
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED
 from brats_ssl.run_folder import RunFolder
 from brats_ssl.ssl.registry import staged_methods
+from brats_ssl.variants import Variant, base_method, variants_from_info
 
 HD95_REGION = "WT"  # the post-processing table shows one HD95: the whole tumour's
 
@@ -63,6 +64,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
         )
         return write_document(document, folder)
     groups = group_results(rows, info.get("methods", ()))
+    variants = variants_from_info(info)
     run_dirs = experiment.run_dirs
     unique_runs: dict[Path, float] = {}  # a run shared by two rows (no unlabeled cases) once, with its seconds
     for row in rows:
@@ -70,7 +72,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     run_reports = {run_dir: _run_report(run_dir, console) for run_dir in unique_runs}
 
     n_val = _val_cases(unique_runs)
-    sections = [_header_section(info, rows, groups, unique_runs, n_val)]
+    sections = [_header_section(info, rows, groups, unique_runs, n_val, variants)]
     case_rows = collect_case_rows(rows, locate=lambda r: run_dirs[r["run"]])
     sections.append(_results_section(groups, case_rows))
     comparisons = comparison_rows(case_rows, info.get("references", DEFAULT_REFERENCES))
@@ -79,7 +81,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     postprocessing = _postprocessing_section(groups, case_rows, run_dirs)
     if postprocessing is not None:
         sections.append(postprocessing)
-    sections.append(_curves_section(folder, groups, run_dirs, n_val))
+    sections.append(_curves_section(folder, groups, run_dirs, n_val, variants))
     sections.append(_runs_section(folder, groups, run_dirs, run_reports))
     document = Document(f"brats-ssl experiment report: {folder.resolve().name}", sections)
     return write_document(document, folder)
@@ -97,7 +99,12 @@ def _val_cases(run_dirs: Iterable[Path]) -> int | None:
 
 
 def _header_section(
-    info: dict, rows: list[dict], groups: Groups, unique_runs: dict[Path, float], n_val: int | None
+    info: dict,
+    rows: list[dict],
+    groups: Groups,
+    unique_runs: dict[Path, float],
+    n_val: int | None,
+    variants: dict[str, Variant],
 ) -> Section:
     # A teacher reused by ours / ours-control is in those runs' times too: count it once.
     total = sum(unique_runs.values()) - sum(reused_seconds(run_dir) for run_dir in unique_runs)
@@ -106,6 +113,7 @@ def _header_section(
         [
             ["dataset", str(info.get("data", "-"))],
             ["methods", ", ".join(dict.fromkeys(m for m, _ in groups))],
+            *[[f"variant {name}", variant.describe()] for name, variant in variants.items()],
             ["labeled fractions", ", ".join(f"{f:g}" for f in sorted({f for _, f in groups}))],
             ["seeds", ", ".join(sorted({r["seed"] for r in rows}, key=int))],
             ["validation cases", str(n_val) if n_val is not None else "-"],
@@ -240,7 +248,9 @@ def _postprocessing_section(groups: Groups, case_rows: list[dict], run_dirs: dic
     )
 
 
-def _curves_section(folder: Path, groups: Groups, run_dirs: dict[str, Path], n_val: int | None) -> Section:
+def _curves_section(
+    folder: Path, groups: Groups, run_dirs: dict[str, Path], n_val: int | None, variants: dict[str, Variant]
+) -> Section:
     figures: list = [
         Picture(
             efficiency_figure(groups, folder / f"{FIGURE_PREFIX}efficiency.png", n_val=n_val),
@@ -251,7 +261,7 @@ def _curves_section(folder: Path, groups: Groups, run_dirs: dict[str, Path], n_v
     curves: dict[tuple[str, float], list[list[float | None]]] = {}
     for (method, fraction), members in groups.items():
         for row in members:
-            curve = stage_curve(run_dirs[row["run"]]) if method in staged_methods() else None
+            curve = stage_curve(run_dirs[row["run"]]) if base_method(method, variants) in staged_methods() else None
             if curve:
                 curves.setdefault((method, fraction), []).append(curve)
     if curves:
