@@ -57,7 +57,10 @@ def parse_variant(text: str) -> tuple[str, Variant]:
         raise BadInputError(f"--variant {text!r}: {method!r} is not a method; valid methods are {', '.join(METHODS)}")
     if not overrides:
         raise BadInputError(f"--variant {text!r}: no setting changed, so it would be {method} itself; {example}")
-    config_lib.apply_overrides(config_lib.preset("tiny"), overrides)  # an unknown key or bad value fails here
+    try:  # an unknown key or a bad value fails now, not after the runs before it
+        config_lib.apply_overrides(config_lib.preset("tiny"), overrides)
+    except BadInputError as error:
+        raise BadInputError(f"--variant {text!r}: {error}") from error
     return name, Variant(method, overrides)
 
 
