@@ -5,8 +5,12 @@ Each variant is an experiment folder (``brats-ssl experiment ... --folds K``) wh
 holds the method's runs with one setting changed; the full method and the reference come from the
 main folder. Cases are matched by id (seeds averaged per case, as in comparisons.csv).
 
+A variant folder made with ``experiment --variant NAME=...`` holds the variant under its own name:
+give it as ``label=FOLDER@NAME``.
+
 Usage: python bench/cv_ablation_table.py MAIN --method ours --reference ours-control \\
-           --variant "online targets off=/work/abl_online_weight" [--variant ...]
+           --variant "online targets off=/work/abl_online_weight" \\
+           --variant "probabilities=/work/abl_probabilities@probabilities" [--variant ...]
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ def main() -> None:
     full = case_means(args.main, args.method)
     reference = case_means(args.main, args.reference)
     rows = [(f"{args.method} (all on)", full)] + [
-        (label, case_means(Path(folder), args.method)) for label, folder in (v.split("=", 1) for v in args.variant)
+        (label, case_means(Path(folder), method or args.method))
+        for label, (folder, _, method) in (
+            (v.split("=", 1)[0], v.split("=", 1)[1].partition("@")) for v in args.variant
+        )
     ]
     print(f"| variant | cases | mean WT/TC/ET [95 % CI] | − {args.method} (all on) | − {args.reference} |")
     print("| --- | --- | --- | --- | --- |")
