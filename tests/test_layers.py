@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "summary_columns",
             "config",
             "ssl.registry",
+            "variants",
             "records",
         },
     ),
