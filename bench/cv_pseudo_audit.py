@@ -15,7 +15,6 @@ Usage: python bench/cv_pseudo_audit.py ../shared/data/brats-dev \\
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from brats_ssl.data.conventions import REGIONS
 from brats_ssl.data.preprocess import PreprocessParams
 from brats_ssl.metrics import region_dice
 from brats_ssl.run_folder import RunFolder
+from brats_ssl.ssl.labelling import read_ranking
 from brats_ssl.stats import mean_ci, paired
 
 
@@ -35,8 +35,7 @@ def audit_run(run: RunFolder, data: Path) -> list[dict]:
     cache = PreprocessCache(PreprocessParams.from_config(run.config.data), run.config.data.cache_dir)
     rows = []
     for round_dir in run.rounds:
-        with (round_dir / "ranking.csv").open(newline="") as handle:
-            ranking = {r["case"]: r for r in csv.DictReader(handle)}
+        ranking = {r["case"]: r for r in read_ranking(round_dir / "ranking.csv")}
         for case_id, entry in ranking.items():
             label_file = round_dir / case_id / "label.npy"
             if not label_file.is_file():

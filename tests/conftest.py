@@ -125,6 +125,32 @@ def tiny_dataset(tmp_path) -> Path:
     return write_dataset(tmp_path / "data", "brats2021", n=3)
 
 
+def tiny_sweep(root: Path, *, cases: int, seed: int, folds: int, **options) -> Path:
+    """A cross-validated sweep that runs in seconds (supervised and ours-control, tiny preset, 2
+    steps, 1 stage), reported as `brats-ssl experiment` does; ``options`` go to run_experiment."""
+    from brats_ssl.data.synthetic import write_cohort
+    from brats_ssl.experiment import run_experiment
+    from brats_ssl.report import write_report
+
+    write_cohort(root / "data", cases=cases, shape=(24, 24, 16), seed=seed)
+    run_experiment(
+        root / "data",
+        root / "exp",
+        fractions=[0.5],
+        methods=["supervised", "ours-control"],
+        seeds=[0],
+        val=0.2,
+        folds=folds,
+        selection=1,
+        preset="tiny",
+        steps=2,
+        overrides=["ssl.stages=1"],
+        **options,
+    )
+    write_report(root / "exp")
+    return root / "exp"
+
+
 def run_cli_output(args: list, capsys) -> tuple[int, str]:
     """Run the CLI in-process: (exit code, stdout + stderr with whitespace collapsed)."""
     from brats_ssl.cli import main

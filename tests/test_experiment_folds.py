@@ -7,43 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from brats_ssl.data.synthetic import write_cohort
-from brats_ssl.experiment import run_experiment
+from brats_ssl.experiment_folder import read_csv
 from brats_ssl.experiment_tables import COMPARISON_COLUMNS, PER_CASE_COLUMNS
-from brats_ssl.report import write_report
 from brats_ssl.stats import paired
+
+from conftest import tiny_sweep
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, _isolated_cache) -> Path:
-    root = tmp_path_factory.mktemp("folds")
-    write_cohort(root / "data", cases=9, shape=(24, 24, 16), seed=1)
-    run_experiment(
-        root / "data",
-        root / "exp",
-        fractions=[0.5],
-        methods=["supervised", "ours-control"],
-        seeds=[0],
-        val=0.2,
-        folds=3,
-        selection=1,
-        preset="tiny",
-        steps=2,
-        overrides=["ssl.stages=1"],
-    )
-    write_report(root / "exp")  # as `brats-ssl experiment` does after the sweep
-    return root / "exp"
-
-
-def _csv(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    return tiny_sweep(tmp_path_factory.mktemp("folds"), cases=9, seed=1, folds=3)
 
 
 def test_every_case_is_validated_exactly_once_per_method(sweep):
     with (sweep / "per_case.csv").open() as handle:
         assert next(csv.reader(handle)) == PER_CASE_COLUMNS
-    rows = _csv(sweep / "per_case.csv")
+    rows = read_csv(sweep / "per_case.csv")
     for method in ("supervised", "ours-control"):
         cases = [r["case"] for r in rows if r["method"] == method]
         assert sorted(cases) == sorted(set(cases)) and len(cases) == 9
@@ -60,8 +39,8 @@ def test_every_case_is_validated_exactly_once_per_method(sweep):
 def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
     with (sweep / "comparisons.csv").open() as handle:
         assert next(csv.reader(handle)) == COMPARISON_COLUMNS
-    rows = _csv(sweep / "per_case.csv")
-    comparisons = _csv(sweep / "comparisons.csv")
+    rows = read_csv(sweep / "per_case.csv")
+    comparisons = read_csv(sweep / "comparisons.csv")
     assert {(c["method"], c["reference"]) for c in comparisons} == {("ours-control", "supervised")}
     assert sorted(c["metric"] for c in comparisons) == sorted(["WT", "TC", "ET", "NCR", "ED", "mean"])
     by_case = {(r["method"], r["case"]): r for r in rows}

@@ -2,46 +2,23 @@
 name, is compared with its base case by case, and reuses the teacher only when the teacher is the
 same training."""
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.errors import BadInputError
-from brats_ssl.experiment import run_experiment
-from brats_ssl.experiment_folder import REUSED_MARKER
-from brats_ssl.report import write_report
+from brats_ssl.experiment_folder import REUSED_MARKER, read_csv
 from brats_ssl.variants import parse_variant, parse_variants
+
+from conftest import tiny_sweep
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, _isolated_cache) -> Path:
-    root = tmp_path_factory.mktemp("variants")
-    write_cohort(root / "data", cases=8, shape=(24, 24, 16), seed=2)
-    run_experiment(
-        root / "data",
-        root / "exp",
-        fractions=[0.5],
-        methods=["supervised", "ours-control"],
-        seeds=[0],
-        val=0.2,
-        folds=2,
-        selection=1,
-        preset="tiny",
-        steps=2,
-        overrides=["ssl.stages=1"],
-        variants=parse_variants(["two-stages=ours-control ssl.stages=2", "longer=ours-control train.steps=3"]),
-    )
-    write_report(root / "exp")
-    return root / "exp"
-
-
-def _csv(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    variants = parse_variants(["two-stages=ours-control ssl.stages=2", "longer=ours-control train.steps=3"])
+    return tiny_sweep(tmp_path_factory.mktemp("variants"), cases=8, seed=2, folds=2, variants=variants)
 
 
 def _config(run: Path) -> dict:
@@ -67,10 +44,10 @@ def test_a_variant_runs_its_base_with_its_settings_on_top_of_the_sweeps(sweep):
 
 
 def test_a_variant_is_compared_with_its_base_per_case(sweep):
-    rows = _csv(sweep / "per_case.csv")
+    rows = read_csv(sweep / "per_case.csv")
     variant_cases = sorted(r["case"] for r in rows if r["method"] == "two-stages")
     assert variant_cases == sorted(r["case"] for r in rows if r["method"] == "ours-control") and len(variant_cases) > 0
-    pairs = {(c["method"], c["reference"]) for c in _csv(sweep / "comparisons.csv")}
+    pairs = {(c["method"], c["reference"]) for c in read_csv(sweep / "comparisons.csv")}
     assert {("two-stages", "ours-control"), ("longer", "ours-control"), ("two-stages", "supervised")} <= pairs
     md = (sweep / "report.md").read_text()
     assert "| variant two-stages | ours-control ssl.stages=2 |" in md
