@@ -190,6 +190,30 @@ def test_ours_learns_from_the_teachers_stored_probabilities_when_asked(cohort, o
     assert first["learn_where"] > 1.5 * baseline["learn_where"]
 
 
+def test_pool_fraction_trains_on_the_most_confident_cases_only(cohort, ours_run, tmp_path):
+    """ssl.pool_fraction=0.3 of 3 unlabeled cases: every stage trains on the top-ranked case of the
+    ranking it follows; the other two are labelled and ranked but marked as never used."""
+    from brats_ssl.report import REPORT_MD, write_report
+    from brats_ssl.ssl.labelling import read_ranking
+
+    _, data = cohort
+    run = tmp_path / "pool"
+    shutil.copytree(ours_run / "teacher", run / "teacher")
+    args = ["--split", ours_run / "split.json", "--method", "ours", "--set", "ssl.pool_fraction=0.3"]
+    assert run_cli("train", data, "-o", run, *args, *TINY) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert [s["members"] for s in summary["stages"]] == [1, 1]
+    for k in (1, 2):
+        ranking = read_ranking(run / "pseudo" / f"round_{k - 1}" / "ranking.csv")
+        assert [r["stage"] for r in ranking] == ["1", "", ""]
+        stats = json.loads((run / f"stage_{k}" / "pseudo_stats.json").read_text())
+        assert list(stats["members"]) == [ranking[0]["case"]]
+    write_report(run)
+    pool_table = (run / REPORT_MD).read_text().split("## Unlabeled pool")[1]
+    assert pool_table.count("| never |") == 2 * 2  # round 0's table and the last round's
+    assert (run / "report_pool.png").is_file()
+
+
 def test_last_stage_is_the_final_model_when_asked(cohort, ours_run, tmp_path, monkeypatch):
     """ssl.final_model=last: the last stage is the final model even where the selection cases prefer
     the teacher; what is reported before post-processing is that stage's own evaluation."""

@@ -18,6 +18,19 @@ def test_stage_membership_follows_ceil_k_n_over_k():
     assert stage_size(4, 10, 4) == 10
 
 
+def test_pool_fraction_keeps_the_least_confident_cases_out_of_every_stage():
+    ranked = [f"c{i}" for i in range(10)]
+    assert [len(stage_members(ranked, k, 2, pool_fraction=0.3)) for k in (1, 2)] == [2, 3]
+    # 0.07 of 100 is 7 cases, not 8 (0.07 * 100 is 7.000000000000001 in floating point)
+    assert len(stage_members([f"c{i}" for i in range(100)], 1, 1, pool_fraction=0.07)) == 7
+    assert [len(stage_members(ranked, k, 4, pool_fraction=0.5)) for k in range(1, 5)] == [2, 3, 4, 5]
+    assert stage_members(ranked, 1, 4, curriculum=False, pool_fraction=0.5) == ranked[:5]
+    assert [entry_stage(i, 10, 2, pool_fraction=0.3) for i in range(10)] == [1, 1, 2] + [0] * 7
+    assert len(stage_members(ranked[:2], 1, 4, pool_fraction=0.1)) == 1  # never an empty pool
+    rows = [RankedCase(f"c{i}", s, {}) for i, s in enumerate([0.5, 0.9, 0.7, 0.8])]
+    assert [r.stage for r in rank_cases(rows, stages=2, pool_fraction=0.5)] == [1, 2, 0, 0]
+
+
 def test_threshold_schedule():
     assert [round(threshold(k, 4, 0.9, 0.7), 4) for k in range(1, 5)] == [0.9, 0.8333, 0.7667, 0.7]
     assert threshold(1, 1, 0.9, 0.7) == 0.9

@@ -79,6 +79,9 @@ class SSLConfig:
     stages: int = 4
     stage_steps: int = 1000
     curriculum: bool = True  # False: every unlabeled case from stage 1
+    # The share of the ranked pool (most confident first) the stages ever train on; the rest are
+    # pseudo-labeled and ranked but left out (the least confident cases have the worst labels).
+    pool_fraction: float = 1.0
     tau_start: float = 0.90
     tau_end: float = 0.70
     unlearn: str = "absent"  # argmax | absent | none
@@ -379,6 +382,7 @@ def validate(config: Config) -> None:
         (config.inference.mc_samples >= 1, "inference.mc_samples: at least 1"),
         (config.ssl.stages >= 1, "ssl.stages: at least 1"),
         (config.ssl.stage_steps >= 1, "ssl.stage_steps: at least 1"),
+        (0 < config.ssl.pool_fraction <= 1, "ssl.pool_fraction: in (0, 1]"),
         (config.ssl.unlearn in ("argmax", "absent", "none"), "ssl.unlearn: argmax, absent or none"),
         (0 < config.ssl.tau_end <= 1 and 0 < config.ssl.tau_start <= 1, "ssl.tau_start/tau_end: in (0, 1]"),
         (config.ssl.unlabeled_ratio >= 0, "ssl.unlabeled_ratio: at least 0"),

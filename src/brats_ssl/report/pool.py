@@ -51,6 +51,14 @@ def tumour_confidences(round_dir: Path) -> dict[str, np.ndarray]:
     return {name: np.concatenate(v) if v else np.zeros(0, np.float32) for name, v in values.items()}
 
 
+UNUSED_COLOUR = (0.75, 0.75, 0.75, 1.0)  # cases outside the pool the stages use (ssl.pool_fraction)
+
+
+def _entry_stage(row: dict) -> int:
+    """The ranking CSV's stage; empty (0) for a case the stages never train on."""
+    return int(row["stage"]) if row["stage"] else 0
+
+
 def _sequential_colour(index: int, count: int) -> tuple[float, ...]:
     """A colour from a sequential map: early stages dark, late ones light."""
     return matplotlib.colormaps["viridis"](0.15 + 0.7 * index / max(count - 1, 1))
@@ -63,17 +71,18 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
     if ranking:
         ax_scores, ax_voxels = figure.subplots(1, 2, width_ratios=(1, 1.25))
         scores = np.array([float(r["score"]) for r in ranking])
-        stages = sorted({int(r["stage"]) for r in ranking})
+        entries = [_entry_stage(r) for r in ranking]
+        stages = sorted(set(entries) - {0}) + ([0] if 0 in entries else [])
         edges = np.histogram_bin_edges(scores, bins=min(20, max(6, len(scores))))
-        groups = [scores[[int(r["stage"]) == k for r in ranking]] for k in stages]
-        colours = [_sequential_colour(i, len(stages)) for i in range(len(stages))]
+        groups = [scores[[e == k for e in entries]] for k in stages]
+        colours = [_sequential_colour(i, len(stages)) if k else UNUSED_COLOUR for i, k in enumerate(stages)]
         ax_scores.hist(
             groups,
             bins=edges,
             stacked=True,
             color=colours,
             edgecolor="white",
-            label=[f"stage {k} ({len(g)} cases)" for k, g in zip(stages, groups)],
+            label=[f"stage {k} ({len(g)} cases)" if k else f"never ({len(g)} cases)" for k, g in zip(stages, groups)],
         )
         ax_scores.set_xlabel("image-level confidence score (higher = more reliable)")
         ax_scores.set_ylabel("unlabeled cases")
@@ -103,7 +112,7 @@ def pool_figure(ranking: list[dict], confidences: dict[str, np.ndarray], taus: S
         ax_voxels.axvline(tau, color="#444", ls="--", lw=1)
         ax_voxels.text(
             tau,
-            0.98,
+            0.98 - 0.05 * ((k - 1) % 2),  # neighbouring thresholds are close: labels alternate in height
             f" τ{k}={tau:.2f}",
             transform=ax_voxels.get_xaxis_transform(),
             ha="left",
@@ -135,7 +144,7 @@ def _ranking_table(ranking: list[dict], *, agreement: bool, caption: str) -> Tab
         + ([r.get("agreement") or "-"] if agreement else [])
         + [r["score"]]
         + [r[v] for v in volumes]
-        + [r["stage"]]
+        + [r["stage"] or "never"]
         for r in ranking
     ]
     return Table(headers, rows, caption=caption)
@@ -166,7 +175,8 @@ def pool_section(run: RunFolder) -> Section | None:
                 agreement=False,
                 caption=(
                     "Curriculum order of round 0: teacher pseudo-labels ranked by image-level confidence; volumes of "
-                    "the predicted classes in ml; stage: the student stage from which the case is used."
+                    "the predicted classes in ml; stage: the student stage from which the case is used (never: "
+                    "ranked below the share of the pool the stages train on, ssl.pool_fraction)."
                 ),
             )
         )

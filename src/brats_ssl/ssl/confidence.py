@@ -49,9 +49,11 @@ class RankedCase:
     agreement: float | None = None
 
 
-def rank_cases(rows: list[RankedCase], *, stages: int, by_agreement: bool = False) -> list[RankedCase]:
+def rank_cases(
+    rows: list[RankedCase], *, stages: int, by_agreement: bool = False, pool_fraction: float = 1.0
+) -> list[RankedCase]:
     """Most confident first (or, after refinement, most teacher-student agreement first, ties by
-    confidence); assigns each case its rank and the curriculum stage it enters."""
+    confidence); assigns each case its rank and the curriculum stage it enters (0: never)."""
     from brats_ssl.ssl.curriculum import entry_stage
 
     def key(row: RankedCase) -> tuple:
@@ -61,5 +63,5 @@ def rank_cases(rows: list[RankedCase], *, stages: int, by_agreement: bool = Fals
     ordered = sorted(rows, key=key)
     for index, row in enumerate(ordered):
         row.rank = index + 1
-        row.stage = entry_stage(index, len(ordered), stages)
+        row.stage = entry_stage(index, len(ordered), stages, pool_fraction)
     return ordered

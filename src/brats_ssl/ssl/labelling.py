@@ -116,7 +116,7 @@ def rank_pool(
                 agreement=None if agreement is None else agreement[case.case_id],
             )
         )
-    return rank_cases(rows, stages=s.stages, by_agreement=agreement is not None)
+    return rank_cases(rows, stages=s.stages, by_agreement=agreement is not None, pool_fraction=s.pool_fraction)
 
 
 def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
@@ -136,7 +136,7 @@ def write_ranking(ranking: list[RankedCase], path: Path) -> Path:
                         f"{r.score:.4f}",
                         "" if r.agreement is None else f"{r.agreement:.4f}",
                         *(f"{r.volumes_ml[k]:.1f}" for k in TUMOUR_CLASS_NAMES),
-                        r.stage,
+                        r.stage or "",  # empty: outside the pool the stages use (ssl.pool_fraction)
                     ]
                 )
 
