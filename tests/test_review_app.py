@@ -172,6 +172,26 @@ def test_report_links_each_case_to_its_review_page(review_run, tmp_path):
         assert f'<a href="http://127.0.0.1:8765/case/{case}">{case}</a>' in page
 
 
+def test_a_case_the_stages_never_train_on_is_listed_as_never(review_run, tmp_path):
+    """ssl.pool_fraction leaves the least confident cases ranked without a stage: the list says so."""
+    import shutil
+
+    from brats_ssl.review.cases import ReviewCatalogue
+
+    run = tmp_path / "run"
+    shutil.copytree(review_run, run)
+    ranking = run / "pseudo" / "round_1" / "ranking.csv"
+    lines = ranking.read_text().splitlines()
+    lines[-1] = lines[-1].rsplit(",", 1)[0] + ","  # the last-ranked case: no stage
+    ranking.write_text("\n".join(lines) + "\n")
+    last = lines[-1].split(",")[1]
+    rows = {r["case"]: r for r in ReviewCatalogue(run).rows() if r["set"] == "unlabeled"}
+    assert rows[last]["stage"] == 0 and all(r["stage"] >= 1 for c, r in rows.items() if c != last)
+    assert _run_cli("review", run, "--static", tmp_path / "static") == 0
+    index = (tmp_path / "static" / "index.html").read_text()
+    assert re.search(rf'href="{last}.html">{last}</a></td><td>3</td><td>never</td>', index)
+
+
 def test_review_of_a_run_without_pseudo_labels_is_bad_input(tmp_path, capsys):
     from conftest import make_untrained_run, run_cli_output
 

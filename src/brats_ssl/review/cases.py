@@ -121,7 +121,8 @@ class ReviewCatalogue:
                 row.update(
                     {
                         "rank": int(ranked["rank"]) if ranked.get("rank") else None,
-                        "stage": int(ranked["stage"]) if ranked.get("stage") else None,
+                        # 0: ranked, but outside the share of the pool the stages train on
+                        "stage": int(ranked["stage"] or 0) if ranked else None,
                         "confidence": _number(ranked.get("score")),
                         "agreement": _number(ranked.get("agreement")),
                         "volumes_ml": {k: _number(ranked.get(f"{k}_ml")) for k in TUMOUR_CLASS_NAMES},

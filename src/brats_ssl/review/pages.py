@@ -95,7 +95,7 @@ def index_page(catalogue: ReviewCatalogue, rows: list[dict], mode: PageMode) -> 
         [
             link(r["case"]),
             _fmt(r["rank"]),
-            _fmt(r["stage"]),
+            "never" if r["stage"] == 0 else _fmt(r["stage"]),
             _fmt(r["confidence"]),
             _fmt(r["agreement"]),
             *(_fmt(r["volumes_ml"][k], 1) for k in TUMOUR_CLASS_NAMES),
