@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "progress",
             "stats",
             "summary_columns",
+            "batch_mix",
             "config",
             "ssl.registry",
             "variants",

@@ -214,6 +214,39 @@ def test_pool_fraction_trains_on_the_most_confident_cases_only(cohort, ours_run,
     assert (run / "report_pool.png").is_file()
 
 
+def test_labeled_extra_share_mixes_true_labeled_and_pseudo_labeled_extra_patches(
+    cohort, ours_run, tmp_path, monkeypatch
+):
+    """ssl.labeled_extra_share=0.5: each step's 2 extra patches are 1 labeled case with its true
+    labels (as the student control's) and 1 pseudo-labeled case of the stage's members."""
+    from brats_ssl.data.batches import LABELED, PSEUDO
+    from brats_ssl.ssl import ours
+
+    def recording(ctx, name, **kwargs):
+        pools[name] = kwargs["pools"]
+        return train_phase(ctx, name, **kwargs)
+
+    pools: dict = {}
+    train_phase = ours.train_phase
+    monkeypatch.setattr(ours, "train_phase", recording)
+    _, data = cohort
+    run = tmp_path / "mixed"
+    shutil.copytree(ours_run / "teacher", run / "teacher")
+    args = ["--split", ours_run / "split.json", "--method", "ours", "--set", "ssl.labeled_extra_share=0.5"]
+    assert run_cli("train", data, "-o", run, *args, *TINY) == 0
+    labeled = json.loads((run / "split.json").read_text())["labeled"]
+    for k in (1, 2):
+        stats = json.loads((run / f"stage_{k}" / "pseudo_stats.json").read_text())
+        found = [(p.kind, p.samples, sorted(i.case_id for i in p.items)) for p in pools[f"stage_{k}"]]
+        assert found == [
+            (LABELED, 2, sorted(labeled)),
+            (PSEUDO, 1, sorted(labeled)),
+            (PSEUDO, 1, sorted(stats["members"])),
+        ]
+    true_labels, as_pseudo = ({i.case_id: i.maps["label"] for i in pool.items} for pool in pools["stage_2"][:2])
+    assert all(np.array_equal(as_pseudo[case], true_labels[case]) for case in labeled)
+
+
 def test_last_stage_is_the_final_model_when_asked(cohort, ours_run, tmp_path, monkeypatch):
     """ssl.final_model=last: the last stage is the final model even where the selection cases prefer
     the teacher; what is reported before post-processing is that stage's own evaluation."""

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from brats_ssl import atomic
+from brats_ssl.batch_mix import batch_counts, extra_counts
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import read_text_file
 from brats_ssl.ssl.registry import METHODS
@@ -96,6 +97,9 @@ class SSLConfig:
     # Legacy (runs made before unlabeled_ratio): the share of one batch_size batch given to
     # pseudo-labeled patches, taken out of the labeled ones. None for every new run.
     pseudo_fraction: float | None = None
+    # The share of ours' extra patches taken from the labeled cases with their true labels, as
+    # ours-student-control takes all of them; the rest are pseudo-labeled. 0: all pseudo-labeled.
+    labeled_extra_share: float = 0.0
     # continuous: the student goes on from stage to stage on one LR schedule; restart: every stage
     # starts from the current teacher with a fresh optimizer and schedule (runs made before).
     student_schedule: str = "continuous"
@@ -386,6 +390,7 @@ def validate(config: Config) -> None:
         (config.ssl.unlearn in ("argmax", "absent", "none"), "ssl.unlearn: argmax, absent or none"),
         (0 < config.ssl.tau_end <= 1 and 0 < config.ssl.tau_start <= 1, "ssl.tau_start/tau_end: in (0, 1]"),
         (config.ssl.unlabeled_ratio >= 0, "ssl.unlabeled_ratio: at least 0"),
+        (0 <= config.ssl.labeled_extra_share < 1, "ssl.labeled_extra_share: in [0, 1)"),
         (config.ssl.student_schedule in ("continuous", "restart"), "ssl.student_schedule: continuous or restart"),
         (config.ssl.agree_confidence in ("mean", "max"), "ssl.agree_confidence: mean or max"),
         (0 <= config.ssl.online_weight <= 1, "ssl.online_weight: in [0, 1]"),
@@ -404,3 +409,8 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise BadInputError(f"invalid setting {message}")
+    if config.ssl.labeled_extra_share > 0:  # a share this batch cannot give is refused before any run starts
+        extra_counts(
+            batch_counts(config.train.batch_size, config.ssl.unlabeled_ratio, config.ssl.pseudo_fraction)[1],
+            config.ssl.labeled_extra_share,
+        )

@@ -33,16 +33,6 @@ class Pool:
     kind: int
 
 
-def batch_counts(batch_size: int, unlabeled_ratio: float, legacy_fraction: float | None = None) -> tuple[int, int]:
-    """(labeled, extra) samples per global batch: the full labeled batch plus ``unlabeled_ratio``
-    pseudo-labeled / unlabeled patches per labeled one. ``legacy_fraction`` reproduces runs made
-    before: one ``batch_size`` batch shared, the extra patches taken out of the labeled ones."""
-    if legacy_fraction is None:
-        return batch_size, int(round(unlabeled_ratio * batch_size))
-    extra = min(batch_size - 1, max(1 if legacy_fraction > 0 else 0, int(round(legacy_fraction * batch_size))))
-    return batch_size - extra, extra
-
-
 def _stream_id(stream: str) -> int:
     return zlib.crc32(stream.encode())
 

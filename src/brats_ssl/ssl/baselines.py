@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from brats_ssl.data.batches import LABELED, UNLABELED, Pool, batch_counts
+from brats_ssl.batch_mix import batch_counts
+from brats_ssl.data.batches import LABELED, UNLABELED, Pool
 from brats_ssl.data.sampling import TrainItem
 from brats_ssl.run.context import RunContext
 from brats_ssl.run.method_result import MethodResult

@@ -18,7 +18,8 @@ from scipy import ndimage
 from torch import nn
 from torch.nn import functional as F
 
-from brats_ssl.data.batches import LABELED, UNLABELED, Pool, batch_counts
+from brats_ssl.batch_mix import batch_counts
+from brats_ssl.data.batches import LABELED, UNLABELED, Pool
 from brats_ssl.engine.trainer import step_seed
 from brats_ssl.run.context import RunContext
 from brats_ssl.run.method_result import MethodResult

@@ -10,8 +10,9 @@ rank 0 alone writes the files every rank would write alike (rankings, statistics
 from __future__ import annotations
 
 from brats_ssl import atomic
+from brats_ssl.batch_mix import batch_counts, extra_counts
 from brats_ssl.config import learns_from_targets
-from brats_ssl.data.batches import LABELED, Pool, batch_counts
+from brats_ssl.data.batches import LABELED, Pool
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import load_model_weights
 from brats_ssl.engine.device import to_memory_format
@@ -141,6 +142,12 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
     cfg, s = ctx.config, ctx.config.ssl
     if student_control and unlabeled:
         raise ValueError("the student control runs without unlabeled cases")
+    n_labeled, n_extra = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
+    if not unlabeled and not student_control:
+        n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
+    # ours: some of the extra patches may be labeled ones with their true labels (the student
+    # control's); the student control: all of them (config validation refused a share that rounds away)
+    n_true, n_pseudo = extra_counts(n_extra, s.labeled_extra_share) if unlabeled else (n_extra, 0)
     teacher = train_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
@@ -159,9 +166,6 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
         write_ranking(ranking, pseudo_dir / "round_0" / "ranking.csv")
     # the teacher's round keeps its class probabilities; refinement changes labels, not these
     teacher_round = current if unlabeled and s.offline_targets == "probabilities" else None
-    n_labeled, n_pseudo = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
-    if not unlabeled and not student_control:
-        n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
 
     best: PhaseResult = teacher  # the current teacher: labels the pool's refinements, final-model candidate
     stages, student = [], teacher
@@ -172,8 +176,9 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
         pools = [Pool(ctx.labeled_items(), n_labeled, LABELED)]
         members: list[str] = []
         if student_control:
-            pools.append(labeled_as_pseudo(ctx, n_pseudo))
             members = [case.case_id for case in ctx.labeled]
+        if (student_control or unlabeled) and n_true:
+            pools.append(labeled_as_pseudo(ctx, n_true))
         review = None
         if unlabeled:
             ranked = [r.case for r in ranking]

@@ -1,0 +1,30 @@
+"""The batch arithmetic: labeled + extra patches per step, and the labeled share of the extra ones."""
+
+import pytest
+
+from brats_ssl import config as config_lib
+from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.errors import BadInputError
+
+
+def test_extra_patches_are_added_to_the_full_labeled_batch():
+    assert batch_counts(2, 1.0) == (2, 2) and batch_counts(4, 0.5) == (4, 2) and batch_counts(2, 0.0) == (2, 0)
+    assert batch_counts(2, 1.0, legacy_fraction=0.5) == (1, 1)  # runs made before: taken out of the batch
+
+
+def test_labeled_share_of_the_extra_patches():
+    assert extra_counts(2, 0.0) == (0, 2)
+    assert extra_counts(2, 0.5) == (1, 1) and extra_counts(4, 0.25) == (1, 3) and extra_counts(4, 0.6) == (2, 2)
+
+
+@pytest.mark.parametrize(("extra", "share", "named"), [(2, 0.2, "0.5"), (2, 0.9, "0.5"), (1, 0.5, "none")])
+def test_a_share_that_rounds_to_none_or_all_is_refused(extra, share, named):
+    with pytest.raises(BadInputError, match=rf"ssl.labeled_extra_share={share:g}: .*shares that keep both: {named}"):
+        extra_counts(extra, share)
+
+
+def test_the_settings_refuse_such_a_share_before_any_run():
+    config = config_lib.preset("tiny")
+    assert config_lib.apply_overrides(config, ["ssl.labeled_extra_share=0.5"]).ssl.labeled_extra_share == 0.5
+    with pytest.raises(BadInputError, match="labeled_extra_share=0.2"):
+        config_lib.apply_overrides(config_lib.preset("tiny"), ["ssl.labeled_extra_share=0.2"])
