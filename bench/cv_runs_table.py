@@ -5,6 +5,8 @@ Dice of the run's final model (after post-processing) is read from its summary.j
 end in ``@WHICH`` to read another model of the run, all before post-processing: ``@raw`` the final
 model, ``@teacher`` / ``@stage_2`` / ... that phase's chosen checkpoint, ``@last`` the run's last
 stage - so that a rule for the final model can be compared across folds without training again.
+With ``{s}`` in a pattern and ``--seeds 0 1``, a case's score is its mean over the seeds (the
+experiment tables' rule), counted once every seed has finished it.
 
 Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f0.25_s0" \\
            --run "ours-control=/work/exp5/runs/ours-control_fold{f}_f0.25_s0" --compare ours:ours-control
@@ -33,23 +35,30 @@ def per_case(run: Path, which: str) -> list[dict] | None:
     return json.loads(phase.read_text())["per_case"] if phase.is_file() else None
 
 
-def case_means(pattern: str, folds: int) -> dict[str, float]:
+def case_means(pattern: str, folds: int, seeds: list[int]) -> dict[str, float]:
+    """case → mean WT/TC/ET Dice, averaged over the seeds (``{s}`` in the pattern); a case counts
+    once every seed has finished it, so that methods are compared on the same draws."""
     pattern, _, which = pattern.partition("@")
-    found: dict[str, float] = {}
-    for fold in range(folds):
-        for case in per_case(Path(pattern.format(f=fold)), which or "final") or []:
-            found[case["case"]] = sum(case[region]["dice"] for region in ("WT", "TC", "ET")) / 3
-    return found
+    found: dict[str, list[float]] = {}
+    for seed in seeds if "{s}" in pattern else [None]:
+        for fold in range(folds):
+            for case in per_case(Path(pattern.format(f=fold, s=seed)), which or "final") or []:
+                found.setdefault(case["case"], []).append(sum(case[r]["dice"] for r in ("WT", "TC", "ET")) / 3)
+    wanted = len(seeds) if "{s}" in pattern else 1
+    return {case: sum(v) / len(v) for case, v in found.items() if len(v) == wanted}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--run", action="append", required=True, help="label=run folder pattern with {f}")
+    parser.add_argument("--run", action="append", required=True, help="label=run folder pattern with {f} [and {s}]")
     parser.add_argument("--compare", action="append", default=[], help="label:reference")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds a pattern's {s} takes")
     parser.add_argument("--per-case", action="store_true")
     args = parser.parse_args()
-    data = {label: case_means(pattern, args.folds) for label, pattern in (r.split("=", 1) for r in args.run)}
+    data = {
+        label: case_means(pattern, args.folds, args.seeds) for label, pattern in (r.split("=", 1) for r in args.run)
+    }
     common = sorted(set.intersection(*(set(v) for v in data.values() if v)))
     print(f"Mean WT/TC/ET Dice on the {len(common)} val cases that every method has finished:\n")
     print("| method | cases | mean [95 % CI] |\n| --- | --- | --- |")
