@@ -13,14 +13,13 @@ Usage: python bench/cv_weight_average.py ../shared/data/brats-dev \\
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from cv_runs_table import per_case
 
-from brats_ssl.commands.tables import last_phase
 from brats_ssl.data.conventions import REGIONS
 from brats_ssl.engine.checkpoint import LAST_CHECKPOINT, load_checkpoint
 from brats_ssl.engine.device import to_memory_format
@@ -42,8 +41,9 @@ def averaged_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
     return average
 
 
-def case_scores(summary: dict) -> dict[str, float]:
-    return {row["case"]: float(np.mean([row[r]["dice"] for r in REGIONS])) for row in summary["per_case"]}
+def case_scores(rows: list[dict]) -> dict[str, float]:
+    """case → mean WT/TC/ET Dice of a summary's per-case rows."""
+    return {row["case"]: float(np.mean([row[r]["dice"] for r in REGIONS])) for row in rows}
 
 
 def evaluate_average(run: RunFolder, data: Path, from_stage: int) -> dict[str, float] | None:
@@ -67,7 +67,7 @@ def evaluate_average(run: RunFolder, data: Path, from_stage: int) -> dict[str, f
     model.load_state_dict(averaged_weights(paths))
     to_memory_format(model, config.train.channels_last).eval()
     with tempfile.TemporaryDirectory() as out:
-        return case_scores(evaluate_cases(ctx, model, ctx.val, Path(out), save_predictions=False))
+        return case_scores(evaluate_cases(ctx, model, ctx.val, Path(out), save_predictions=False)["per_case"])
 
 
 def main() -> None:
@@ -86,9 +86,8 @@ def main() -> None:
         average = evaluate_average(run, args.data, args.from_stage)
         if average is None:
             continue
-        summary = json.loads((path / "summary.json").read_text())
-        scores["selected"].update(case_scores(summary["raw"]))
-        scores["last stage"].update(case_scores(run.phase_summary(last_phase(summary))))
+        for name, which in (("selected", "raw"), ("last stage", "last")):  # as cv_runs_table reads them
+            scores[name].update(case_scores(per_case(path, which) or []))
         scores["average"].update(average)
         print(f"fold {fold}: average of stages {args.from_stage}.. {np.mean(list(average.values())):.3f}", flush=True)
     cases = sorted(scores["average"])
