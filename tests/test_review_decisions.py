@@ -111,3 +111,22 @@ def test_resumed_train_and_pseudolabel_honour_the_review(review_run, tmp_path):
     out = tmp_path / "export"
     assert _run_cli("pseudolabel", run, data, "-o", out) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted([second, last])
+
+
+def test_a_stage_whose_every_case_is_rejected_trains_on_the_labeled_cases_and_says_so(review_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(review_run, run)
+    for started_later in ("stage_1", "stage_2", "pseudo/round_1", "summary.json", "stages.json"):
+        path = run / started_later
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for case in ranked_pool(run):
+        record_decision(run, case, "reject")
+    data = json.loads((run / "split.json").read_text())["dataset"]
+
+    assert _run_cli("train", data, "-o", run, "--method", "ours", *TINY) == 0
+
+    stages = json.loads((run / "stages.json").read_text())
+    assert [stage["members"] for stage in stages] == [0, 0]
+    captured = capsys.readouterr()
+    said = " ".join((captured.out + captured.err).split())
+    assert said.count("the review rejected every case of the stage") == 2

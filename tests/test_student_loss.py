@@ -123,3 +123,32 @@ def test_student_learns_from_stored_probabilities_when_the_batch_has_them():
     with_stored = _grads(StudentLoss(settings, teacher=None, seed=0), model, batch)
     assert with_stored[2]["learn_where"] > without[2]["learn_where"]
     assert with_stored[0] != pytest.approx(without[0], rel=1e-4)
+
+
+def _mixed(loss, kinds, seed):
+    """Which samples ``StudentLoss._mix`` copy-pastes in a batch of these kinds."""
+    batch = _batch(kinds)
+    labeled, pseudo = batch["kind"] == LABELED, batch["kind"] == PSEUDO
+    maps = [
+        batch["image"].clone(),
+        torch.nn.functional.one_hot(batch["label"], 4).movedim(-1, 1).float(),
+        batch["label"].clone(),
+        labeled.view(-1, 1, 1, 1).expand_as(batch["label"]).clone(),  # origin: ground truth
+        torch.ones_like(batch["label"], dtype=torch.bool),  # valid
+        batch["absent"].clone(),
+    ]
+    return loss._mix(*maps, labeled, pseudo, torch.Generator().manual_seed(seed))
+
+
+def test_copy_paste_draws_which_extras_mix_when_they_outnumber_the_labeled_patches():
+    # L L then four extras: with labeled_extra_share the first extras are labeled cases with their
+    # true labels, so pairing in batch order would never mix a pseudo-labeled patch.
+    loss = StudentLoss(SETTINGS, teacher=EMATeacher(_model(), 0.99), seed=0)
+    partners = set()
+    for seed in range(12):
+        mixed = _mixed(loss, [LABELED, LABELED, PSEUDO, PSEUDO, PSEUDO, PSEUDO], seed)
+        assert mixed[:2].all() and int(mixed[2:].sum()) == 2  # every labeled patch mixes, with one extra each
+        partners.add(tuple(mixed[2:].nonzero().flatten().tolist()))
+    assert len(partners) > 2  # not always the first two extras
+    # as many extras as labeled patches (the default): every one of them mixes
+    assert _mixed(loss, [LABELED, PSEUDO, LABELED, PSEUDO], 0).all()

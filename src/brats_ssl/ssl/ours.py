@@ -184,6 +184,11 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
             ranked = [r.case for r in ranking]
             by_rank = stage_members(ranked, k, s.stages, curriculum=s.curriculum, pool_fraction=s.pool_fraction)
             members, review = stage_members_after_review(ctx.run_dir, ctx.run_dir / name, ranked, by_rank)
+            if not members:
+                ctx.log(
+                    f"[yellow]warning:[/] {name}: the review rejected every case of the stage; it trains on the "
+                    "labeled cases alone (fewer patches per step than the other stages)"
+                )
             pools.append(pseudo_pool(ctx, current, members, n_pseudo, probabilities=teacher_round))
         student = train_phase(
             ctx, name, pools=pools, loss_fn=loss, steps=s.stage_steps, hooks=hooks, **stage_start(ctx, k, best.name)

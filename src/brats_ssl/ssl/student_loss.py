@@ -158,7 +158,10 @@ class StudentLoss:
         """Copy-paste each labeled patch with a pseudo-labeled one, both ways, in place; returns
         which samples were mixed."""
         mixed = torch.zeros_like(labeled)
-        for i, j in zip(labeled.nonzero().flatten().tolist(), pseudo.nonzero().flatten().tolist()):
+        ii, jj = labeled.nonzero().flatten(), pseudo.nonzero().flatten()
+        if len(jj) > len(ii):  # more extras than labeled patches: which ones mix is drawn, not their batch order
+            jj = jj[torch.randperm(len(jj), generator=generator)[: len(ii)]].sort().values
+        for i, j in zip(ii.tolist(), jj.tolist()):
             mixed[i] = mixed[j] = True
             maps = {"image": inputs, "target": target, "hard": hard, "origin": origin, "valid": valid, "absent": absent}
             a = {key: value[i] for key, value in maps.items()}
