@@ -185,9 +185,10 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
             by_rank = stage_members(ranked, k, s.stages, curriculum=s.curriculum, pool_fraction=s.pool_fraction)
             members, review = stage_members_after_review(ctx.run_dir, ctx.run_dir / name, ranked, by_rank)
             if not members:
+                why = "the review rejected every case of the stage" if review else "no case of the pool is in it"
                 ctx.log(
-                    f"[yellow]warning:[/] {name}: the review rejected every case of the stage; it trains on the "
-                    "labeled cases alone (fewer patches per step than the other stages)"
+                    f"[yellow]warning:[/] {name}: {why}; it trains on the labeled cases alone (fewer patches "
+                    "per step than the other stages)"
                 )
             pools.append(pseudo_pool(ctx, current, members, n_pseudo, probabilities=teacher_round))
         student = train_phase(
