@@ -8,6 +8,10 @@ stage - so that a rule for the final model can be compared across folds without 
 With ``{s}`` in a pattern and ``--seeds 0 1``, a case's score is its mean over the seeds (the
 experiment tables' rule), counted once every seed has finished it.
 
+Run folders live outside the project and can be lost with the machine; ``--save FILE.csv`` keeps
+the per-case means of every run in a small CSV (committed under ``bench/results/``), and a run
+written as ``FILE.csv#COLUMN`` reads that column back, so a new run still pairs with the old ones.
+
 Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f0.25_s0" \\
            --run "ours-control=/work/exp5/runs/ours-control_fold{f}_f0.25_s0" --compare ours:ours-control
 """
@@ -15,6 +19,7 @@ Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -35,9 +40,31 @@ def per_case(run: Path, which: str) -> list[dict] | None:
     return json.loads(phase.read_text())["per_case"] if phase.is_file() else None
 
 
+def saved_column(source: str) -> dict[str, float]:
+    """case → value of one column of a saved per-case CSV (``FILE.csv#COLUMN``; empty cells skip)."""
+    path, _, column = source.partition("#")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and column not in rows[0]:
+        raise SystemExit(f"{path}: no column {column!r} (columns: {', '.join(rows[0])})")
+    return {row["case"]: float(row[column]) for row in rows if row[column]}
+
+
+def save(data: dict[str, dict[str, float]], path: Path) -> None:
+    """Write the per-case means of every run (one column each, 4 decimals) as a CSV."""
+    every = sorted(set().union(*data.values()))
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", *data])
+        for case in every:
+            writer.writerow([case, *(f"{data[m][case]:.4f}" if case in data[m] else "" for m in data)])
+
+
 def case_means(pattern: str, folds: int, seeds: list[int]) -> dict[str, float]:
     """case → mean WT/TC/ET Dice, averaged over the seeds (``{s}`` in the pattern); a case counts
     once every seed has finished it, so that methods are compared on the same draws."""
+    if ".csv#" in pattern:
+        return saved_column(pattern)
     pattern, _, which = pattern.partition("@")
     found: dict[str, list[float]] = {}
     for seed in seeds if "{s}" in pattern else [None]:
@@ -55,10 +82,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds a pattern's {s} takes")
     parser.add_argument("--per-case", action="store_true")
+    parser.add_argument("--save", type=Path, help="write every run's per-case means to this CSV")
     args = parser.parse_args()
     data = {
         label: case_means(pattern, args.folds, args.seeds) for label, pattern in (r.split("=", 1) for r in args.run)
     }
+    if args.save:
+        save(data, args.save)
     common = sorted(set.intersection(*(set(v) for v in data.values() if v)))
     print(f"Mean WT/TC/ET Dice on the {len(common)} val cases that every method has finished:\n")
     print("| method | cases | mean [95 % CI] |\n| --- | --- | --- |")

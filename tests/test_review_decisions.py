@@ -82,15 +82,20 @@ def _run_cli(*args) -> int:
     return stop.value.code
 
 
-def test_resumed_train_and_pseudolabel_honour_the_review(review_run, tmp_path):
-    """Reject the teacher's most confident case and accept its least confident one, then resume a
-    run whose stages had not started: stage 1 trains on the accepted case instead of the rejected
-    one, stage 2's pool lacks the rejected case, and stages.json records the review."""
-    run = tmp_path / "run"
+def _unstarted_copy(review_run, run):
+    """A copy of the review fixture whose teacher is done and whose stages have not started."""
     shutil.copytree(review_run, run)
     for started_later in ("stage_1", "stage_2", "pseudo/round_1", "summary.json", "stages.json"):
         path = run / started_later
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return run
+
+
+def test_resumed_train_and_pseudolabel_honour_the_review(review_run, tmp_path):
+    """Reject the teacher's most confident case and accept its least confident one, then resume a
+    run whose stages had not started: stage 1 trains on the accepted case instead of the rejected
+    one, stage 2's pool lacks the rejected case, and stages.json records the review."""
+    run = _unstarted_copy(review_run, tmp_path / "run")
     first, second, last = ranked_pool(run)
     assert json.loads((review_run / "stage_1" / "pseudo_stats.json").read_text())["members"] == [first, second]
     record_decision(run, first, "reject", "tumour missed")
@@ -114,11 +119,7 @@ def test_resumed_train_and_pseudolabel_honour_the_review(review_run, tmp_path):
 
 
 def test_a_stage_whose_every_case_is_rejected_trains_on_the_labeled_cases_and_says_so(review_run, tmp_path, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(review_run, run)
-    for started_later in ("stage_1", "stage_2", "pseudo/round_1", "summary.json", "stages.json"):
-        path = run / started_later
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    run = _unstarted_copy(review_run, tmp_path / "run")
     for case in ranked_pool(run):
         record_decision(run, case, "reject")
     data = json.loads((run / "split.json").read_text())["dataset"]
