@@ -271,7 +271,8 @@ def _check_loads(path: Path) -> None:
 
 
 def _same_content(a: Path, b: Path) -> bool:
-    """Deterministic content equal (timings in done.json / info.json aside)."""
+    """Deterministic content equal (timings and the record of the processes that ran, one more
+    after a kill, in done.json / info.json aside)."""
     name = a.name
     if name.endswith(".npy"):
         return np.array_equal(np.load(a), np.load(b))
@@ -287,7 +288,7 @@ def _same_content(a: Path, b: Path) -> bool:
 
         return np.array_equal(np.asarray(nib.load(str(a)).dataobj), np.asarray(nib.load(str(b)).dataobj))
     if name in ("done.json", "info.json"):
-        strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}  # noqa: E731
+        strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("seconds", "ran_on")}  # noqa: E731
         return strip(a) == strip(b)
     if name == "metrics.jsonl":
         return [json.loads(line) for line in a.read_text().splitlines()] == [

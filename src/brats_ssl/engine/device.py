@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import platform
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -43,6 +45,29 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         native = torch.cuda.is_bf16_supported(including_emulation=False)
         return torch.bfloat16 if native else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def ran_on(device: torch.device, precision: str, processes: int) -> dict:
+    """What a training process ran on: a result is bitwise reproducible only with the same torch
+    build, device, precision and CPU thread count (sums run in another order), so runs record them."""
+    dtype = autocast_dtype(device, precision)
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu: {cpu_model()}",
+        "precision": {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[dtype],
+        "threads": torch.get_num_threads(),
+        "processes": processes,
+        "torch": str(torch.__version__),
+    }
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:

@@ -19,7 +19,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -30,7 +30,7 @@ from brats_ssl import atomic
 from brats_ssl.config import TrainConfig
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_checkpoint, save_checkpoint
-from brats_ssl.engine.device import autocast, grad_scaler, to_memory_format
+from brats_ssl.engine.device import autocast, grad_scaler, ran_on, to_memory_format
 from brats_ssl.engine.progress_plot import ValidationView, draw_progress
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], tuple[torch.Tensor, dict[str, float]]]
@@ -148,6 +148,7 @@ class Trainer:
         self.running_logs: dict[str, list[float]] = {}
         self.seconds_before = 0.0  # training time of earlier processes of this phase (checkpointed)
         self.segment_start: float | None = None
+        self.ran_on: list[dict] = []  # what each process that trained this phase ran on (checkpointed)
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -177,6 +178,7 @@ class Trainer:
             "rng_torch": torch.get_rng_state(),
             "hooks": {h.name: h.state_dict() for h in self.hooks if hasattr(h, "state_dict")},
             "fingerprint": self.fingerprint,
+            "ran_on": self.ran_on,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -193,6 +195,7 @@ class Trainer:
         saved = state.get("running_logs", {"loss": state.get("running_loss", [])})
         self.running_logs = {k: [float(x) for x in v] for k, v in saved.items() if v}
         self.seconds_before = float(state.get("seconds", 0.0))
+        self.ran_on = list(state.get("ran_on", []))
         torch.set_rng_state(state["rng_torch"])
         for hook in self.hooks:
             if hasattr(hook, "load_state_dict") and hook.name in state.get("hooks", {}):
@@ -219,7 +222,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         done = self.out_dir / DONE_FILE
         if done.exists():
-            return TrainResult(**{**json.loads(done.read_text()), "out_dir": self.out_dir})
+            recorded = json.loads(done.read_text())
+            kept = {f.name for f in fields(TrainResult)} - {"out_dir"}  # done.json holds more (ran_on)
+            return TrainResult(**{k: v for k, v in recorded.items() if k in kept}, out_dir=self.out_dir)
         main = distributed.is_main()
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -227,6 +232,8 @@ class Trainer:
         self.model.to(self.device)
         to_memory_format(self.model, self.config.channels_last)
         self._resume()
+        here = ran_on(self.device, self.config.precision, distributed.world_size())
+        self.ran_on.append({"from_step": self.step, **here})
         train_model = distributed.wrap(self.model, self.device)  # after resuming: DDP starts from these weights
         self.segment_start = time.perf_counter()
         task = (
@@ -280,6 +287,7 @@ class Trainer:
                     "best_step": result.best_step,
                     "last_val": result.last_val,
                     "seconds": result.seconds,
+                    "ran_on": self.ran_on,  # one entry per process that trained the phase
                 },
             )
         distributed.barrier()  # the checkpoints are on disk before any rank reads them
