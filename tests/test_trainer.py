@@ -60,6 +60,21 @@ def _trainer(out_dir, steps, *, item, val=None, seed=0, lr=3e-3):
     )
 
 
+def _fit_until_killed(trainer, at_step):
+    """Train until ``at_step``, then stop as if the process were killed."""
+    batches = trainer.batches
+
+    def killed(start, stop):
+        for step, batch in zip(range(start, stop), batches(start, stop)):
+            if step == at_step:
+                raise KeyboardInterrupt
+            yield batch
+
+    trainer.batches = killed
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+
+
 def test_tiny_model_overfits_one_case(tmp_path):
     item = _item()
     options = InferenceOptions(patch_size=(32, 32, 32))
@@ -82,18 +97,7 @@ def test_tiny_model_overfits_one_case(tmp_path):
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     item = _item(1)
     _trainer(tmp_path / "full", 8, item=item).fit()
-    crashing = _trainer(tmp_path / "part", 8, item=item)
-    batches = crashing.batches
-
-    def crash_at_step_5(start, stop):
-        for step, batch in zip(range(start, stop), batches(start, stop)):
-            if step == 5:
-                raise KeyboardInterrupt  # as if killed; the last checkpoint is at step 3
-            yield batch
-
-    crashing.batches = crash_at_step_5
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
+    _fit_until_killed(_trainer(tmp_path / "part", 8, item=item), at_step=5)  # the last checkpoint is at step 3
     checkpoint = load_checkpoint(tmp_path / "part" / "checkpoint_last.pt")
     assert checkpoint["step"] == 3 and checkpoint["seconds"] > 0
     save_checkpoint(tmp_path / "part" / "checkpoint_last.pt", {**checkpoint, "seconds": 1000.0})
@@ -217,18 +221,7 @@ def test_a_phase_records_what_each_process_that_trained_it_ran_on(tmp_path):
     (fold 0-2 teachers of a 2-thread sweep differed from 1-thread re-runs by up to 0.35 Dice on a
     case): done.json lists them for every process, a resumed one included."""
     item = _item(2)
-    crashing = _trainer(tmp_path / "run", 6, item=item)
-    batches = crashing.batches
-
-    def crash_at_step_4(start, stop):
-        for step, batch in zip(range(start, stop), batches(start, stop)):
-            if step == 4:
-                raise KeyboardInterrupt  # the last checkpoint is at step 3
-            yield batch
-
-    crashing.batches = crash_at_step_4
-    with pytest.raises(KeyboardInterrupt):
-        crashing.fit()
+    _fit_until_killed(_trainer(tmp_path / "run", 6, item=item), at_step=4)  # the last checkpoint is at step 3
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)
     try:
