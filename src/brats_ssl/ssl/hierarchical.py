@@ -14,6 +14,8 @@ the background - 98 % of the voxels of a patch - does not drown the tumour class
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch.nn import functional as F
 
@@ -53,6 +55,28 @@ def _class_balanced_nll(
     return torch.stack(terms).mean() if terms else log_q.sum() * 0.0
 
 
+class LearnSets(NamedTuple):
+    """What the hierarchical rule learns from soft targets, all (B, *S)."""
+
+    tumour: torch.Tensor  # P(tumour) ≥ 0.5
+    sure: torch.Tensor  # max(P(tumour), P(background))
+    where: torch.Tensor  # level 1: tumour vs background is learned
+    subclass: torch.Tensor  # the likeliest tumour class given tumour, 0-based over NCR, ED, ET
+    subclass_sure: torch.Tensor  # its P(class | tumour)
+    which: torch.Tensor  # level 2: the subclass is learned too
+
+
+def learn_sets(target: torch.Tensor, valid: torch.Tensor, *, tau: float, tau_subclass: float) -> LearnSets:
+    """The two levels of the rule for soft targets ``target`` (B, C, *S) on ``valid`` voxels."""
+    p_tumour = target[:, 1:].sum(1)
+    tumour = p_tumour >= 0.5
+    sure = torch.maximum(p_tumour, 1 - p_tumour)
+    where = valid & (sure >= tau)
+    subclass_sure, subclass = (target[:, 1:] / p_tumour.unsqueeze(1).clamp_min(EPS)).max(1)
+    which = where & tumour & (subclass_sure >= tau_subclass)
+    return LearnSets(tumour, sure, where, subclass, subclass_sure, which)
+
+
 def hierarchical_loss(
     log_p: torch.Tensor,
     target: torch.Tensor,
@@ -65,19 +89,15 @@ def hierarchical_loss(
     """Student log-probabilities ``log_p`` (B, C, *S; class 0 background) against soft targets
     ``target`` (B, C, *S) on ``valid`` voxels (B, *S). Returns the loss and the shares of voxels
     learned at each level."""
-    p_tumour = target[:, 1:].sum(1)
-    tumour = p_tumour >= 0.5
-    sure = torch.maximum(p_tumour, 1 - p_tumour)
-    level_1 = valid & (sure >= tau)
+    sets = learn_sets(target, valid, tau=tau, tau_subclass=tau_subclass)
+    tumour, sure, level_1 = sets.tumour, sets.sure, sets.where
+    subclass, sub_sure, level_2 = sets.subclass, sets.subclass_sure, sets.which
     log_tumour = torch.logsumexp(log_p[:, 1:], dim=1)
     log_background = log_p[:, 0]
     binary_log = torch.stack([log_background, log_tumour], dim=1)
     weight_1 = sure if weighted else torch.ones_like(sure)
     loss_1 = _class_balanced_nll(binary_log, tumour.long(), level_1, weight_1, 2)
 
-    given_tumour = target[:, 1:] / p_tumour.unsqueeze(1).clamp_min(EPS)
-    sub_sure, subclass = given_tumour.max(1)
-    level_2 = level_1 & tumour & (sub_sure >= tau_subclass)
     conditional_log = log_p[:, 1:] - log_tumour.unsqueeze(1)  # log p(class | tumour)
     weight_2 = (sure * sub_sure) if weighted else torch.ones_like(sure)
     loss_2 = _class_balanced_nll(conditional_log, subclass, level_2, weight_2, log_p.shape[1] - 1)
