@@ -87,6 +87,8 @@ def main() -> None:
     data = {
         label: case_means(pattern, args.folds, args.seeds) for label, pattern in (r.split("=", 1) for r in args.run)
     }
+    if not any(data.values()):
+        raise SystemExit("no finished run matches any --run pattern (a run counts once its summary.json exists)")
     if args.save:
         save(data, args.save)
     common = sorted(set.intersection(*(set(v) for v in data.values() if v)))
