@@ -6,8 +6,10 @@ import dataclasses
 import pytest
 import torch
 
+from brats_ssl import config as config_lib
 from brats_ssl.data.batches import LABELED, PSEUDO
 from brats_ssl.data.confidence_codec import encode
+from brats_ssl.errors import BadInputError
 from brats_ssl.ssl.losses import DualLoss, EMATeacher
 from brats_ssl.ssl.student_loss import StudentLoss, StudentSettings
 
@@ -87,6 +89,19 @@ def test_each_switch_changes_what_the_student_learns():
     # the same step draws the same views and boxes: a resumed run repeats it exactly
     again = _grads(StudentLoss(SETTINGS, teacher=teacher, seed=0), model, batch)
     assert again[0] == full[0]
+
+
+def test_subclass_from_pseudo_off_learns_only_tumour_vs_background_from_pseudo_labels():
+    batch = _batch([LABELED, PSEUDO, LABELED, PSEUDO])
+    model = _model()
+    both = _grads(StudentLoss(dataclasses.replace(SETTINGS, online_weight=0.0), teacher=None, seed=0), model, batch)
+    where = dataclasses.replace(SETTINGS, online_weight=0.0, subclass_from_pseudo=False)
+    only = _grads(StudentLoss(where, teacher=None, seed=0), model, batch)
+    assert both[2]["learn_which"] > 0 and only[2]["learn_which"] == 0
+    assert only[2]["learn_where"] == both[2]["learn_where"] and only[2]["sup"] == both[2]["sup"]
+    assert 0 < only[2]["learn"] < both[2]["learn"]  # the subclass term is gone, tumour vs background stays
+    with pytest.raises(BadInputError, match="ssl.subclass_from_pseudo: false needs ssl.hierarchical"):
+        config_lib.from_dict({"preset": "tiny", "ssl": {"hierarchical": False, "subclass_from_pseudo": False}})
 
 
 def test_online_teacher_needed_for_online_targets():

@@ -124,6 +124,7 @@ def stage_loss(ctx: RunContext, k: int, tau: float, *, unlabeled: bool) -> tuple
         copy_paste_ratio=s.copy_paste_ratio,
         hierarchical=s.hierarchical,
         tau_subclass=s.tau_subclass,
+        subclass_from_pseudo=s.subclass_from_pseudo,
         tau_neg=s.tau_neg,
         output=cfg.train.loss,
     )

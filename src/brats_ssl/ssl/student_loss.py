@@ -10,7 +10,8 @@ loss of :mod:`brats_ssl.ssl.losses`, each a setting:
 - ``ssl.copy_paste``: each labeled patch and a pseudo-labeled one swap a box both ways (BCP);
   labeled voxels keep their ground truth wherever they land;
 - ``ssl.hierarchical``: tumour vs background is learned wherever the target is sure of it, the
-  subclass only where it is sure of that too, each class-balanced (:mod:`brats_ssl.ssl.hierarchical`).
+  subclass only where it is sure of that too, each class-balanced (:mod:`brats_ssl.ssl.hierarchical`);
+  ``ssl.subclass_from_pseudo: false`` learns the subclass from labeled voxels alone.
 
 The paper's parts stay: the confidence curriculum decides which scans are in the pool, τ_k which
 voxels are learned (confidence of the blended target ≥ τ_k, weighted by it), the rest is unlearned
@@ -22,6 +23,7 @@ L = L_sup(labeled voxels) + λ(t) · [L_learn + β · L_unlearn](pseudo-labeled 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +57,7 @@ class StudentSettings:
     tau_subclass: float
     tau_neg: float
     output: str = "dice_ce"  # train.loss: how logits become class probabilities
+    subclass_from_pseudo: bool = True  # false: pseudo-labels teach tumour vs background only
 
 
 class StudentLoss:
@@ -135,7 +138,7 @@ class StudentLoss:
                     target,
                     from_pseudo,
                     tau=self.s.tau,
-                    tau_subclass=self.s.tau_subclass,
+                    tau_subclass=self.s.tau_subclass if self.s.subclass_from_pseudo else math.inf,
                     weighted=self.s.weighted,
                 )
                 logs.update(shares)
