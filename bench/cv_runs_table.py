@@ -11,6 +11,9 @@ experiment tables' rule), counted once every seed has finished it.
 Run folders live outside the project and can be lost with the machine; ``--save FILE.csv`` keeps
 the per-case means of every run in a small CSV (committed under ``bench/results/``), and a run
 written as ``FILE.csv#COLUMN`` reads that column back, so a new run still pairs with the old ones.
+Sources joined by `` + `` are averaged per case like seeds (a case counts once every source has it):
+``"ours=bench/results/cv5_seed0_final.csv#ours + /work/exp7/runs/ours_fold{f}_f0.25_s1"`` pools a
+saved seed 0 with seed 1's run folders.
 
 Usage: python bench/cv_runs_table.py --run "ours=/work/exp5b/runs/ours_fold{f}_f0.25_s0" \\
            --run "ours-control=/work/exp5/runs/ours-control_fold{f}_f0.25_s0" --compare ours:ours-control
@@ -61,8 +64,12 @@ def save(data: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def case_means(pattern: str, folds: int, seeds: list[int]) -> dict[str, float]:
-    """case → mean WT/TC/ET Dice, averaged over the seeds (``{s}`` in the pattern); a case counts
-    once every seed has finished it, so that methods are compared on the same draws."""
+    """case → mean WT/TC/ET Dice, averaged over the seeds (``{s}`` in the pattern) and over the
+    sources joined by `` + ``; a case counts once every seed and source has finished it, so that
+    methods are compared on the same draws."""
+    if " + " in pattern:
+        parts = [case_means(part.strip(), folds, seeds) for part in pattern.split(" + ")]
+        return {case: sum(p[case] for p in parts) / len(parts) for case in set.intersection(*map(set, parts))}
     if ".csv#" in pattern:
         return saved_column(pattern)
     pattern, _, which = pattern.partition("@")
