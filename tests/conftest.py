@@ -126,8 +126,9 @@ def tiny_dataset(tmp_path) -> Path:
 
 
 def tiny_sweep(root: Path, *, cases: int, seed: int, folds: int, **options) -> Path:
-    """A cross-validated sweep that runs in seconds (supervised and ours-control, tiny preset, 2
-    steps, 1 stage), reported as `brats-ssl experiment` does; ``options`` go to run_experiment."""
+    """A cross-validated sweep that runs in seconds (supervised and ours-control unless ``methods``
+    says otherwise, tiny preset, 2 steps, 1 stage), reported as `brats-ssl experiment` does;
+    ``options`` go to run_experiment."""
     from brats_ssl.data.synthetic import write_cohort
     from brats_ssl.experiment import run_experiment
     from brats_ssl.report import write_report
@@ -137,7 +138,7 @@ def tiny_sweep(root: Path, *, cases: int, seed: int, folds: int, **options) -> P
         root / "data",
         root / "exp",
         fractions=[0.5],
-        methods=["supervised", "ours-control"],
+        methods=options.pop("methods", ["supervised", "ours-control"]),
         seeds=[0],
         val=0.2,
         folds=folds,

@@ -58,3 +58,29 @@ def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
     md = (sweep / "report.md").read_text()
     assert "## Paired comparisons" in md and "| ours-control | supervised | 50% | 9 |" in md
     assert "| validation cases | 9 |" in md  # the folds' val sets together, not one fold's 3
+
+
+def test_runs_side_by_side_give_the_same_results_as_one_after_the_other(sweep, tmp_path_factory):
+    # same cohort, splits and seeds, 2 runs at a time in processes of their own, at the thread count
+    # the sequential sweep ran with: every per-case score is the same, bit for bit
+    threads = json.loads((sweep / "experiment.json").read_text())["torch_threads"][0]
+    side = tiny_sweep(tmp_path_factory.mktemp("jobs"), cases=9, seed=1, folds=3, jobs=2, threads=threads)
+
+    def scores(exp: Path) -> dict:
+        return {
+            (r["method"], r["fold"], r["case"]): (r["WT"], r["TC"], r["ET"]) for r in read_csv(exp / "per_case.csv")
+        }
+
+    assert scores(side) == scores(sweep) and len(scores(side)) == 18
+    results = read_csv(side / "results.csv")
+    assert [(r["method"], r["fold"]) for r in results] == [
+        (r["method"], r["fold"]) for r in read_csv(sweep / "results.csv")
+    ]
+    for fold in range(3):
+        run = side / "runs" / f"ours-control_fold{fold}_f0.5_s0"
+        # ours-control waited for its fold's supervised run and started from a copy of its teacher
+        assert (
+            (run / "teacher" / "reused_from.txt").read_text().strip().endswith(f"supervised_fold{fold}_f0.5_s0/teacher")
+        )
+        assert "ours-control" in (run / "experiment.log").read_text()
+    assert json.loads((side / "experiment.json").read_text())["torch_threads"] == [threads]

@@ -18,8 +18,11 @@ supervised run (recorded as such, with a note).
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,6 +44,17 @@ RESULT_COLUMNS = (
     + [f"{r}_{m}" for r in REGION_KEYS for m in ("dice", "hd95")]
     + [f"teacher_{r}_dice" for r in REGIONS]
 )
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the sweep: what to train, the supervised run whose teacher it starts from (if
+    any), and how its row of results.csv is made from its summary and seconds."""
+
+    title: str
+    request: Any  # pipeline.TrainRequest (the pipeline imports torch: not at module level)
+    teacher_from: Path | None
+    row: Any  # (seconds, summary) -> dict
 
 
 def run_name(method: str, fraction: float, seed: int, fold: int, folds: int) -> str:
@@ -131,8 +145,13 @@ def run_experiment(
     references: list[str] | None = None,
     unlabeled: list[Path] | None = None,
     variants: dict[str, Variant] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
     console=None,
 ) -> Path:
+    """Run the sweep; ``jobs`` runs side by side (separate processes, ``threads`` CPU threads each,
+    default: the CPUs shared out), a method that starts from the teacher after its fold's
+    supervised run."""
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.ssl.registry import METHODS
 
@@ -145,6 +164,10 @@ def run_experiment(
         raise BadInputError(f"--fractions {fractions}: each must be in (0, 1]")
     if selection < 0:
         raise BadInputError(f"--selection {selection}: must be at least 0")
+    if jobs < 1 or (threads is not None and threads < 1):
+        raise BadInputError(f"--jobs {jobs} / --threads {threads}: each must be at least 1")
+    if jobs > 1 and threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     if references is None:  # the controls that run, and every variant's base: the ablation's comparison
         bases = [v.method for v in variants.values()]
         references = [r for r in dict.fromkeys(list(DEFAULT_REFERENCES) + bases) if r in methods]
@@ -167,10 +190,10 @@ def run_experiment(
             "preset": preset,
             "steps": steps,
             "overrides": overrides,
-            "torch_threads": thread_counts(out),
+            "torch_threads": thread_counts(out, threads if jobs > 1 else None),
         },
     )
-    rows = []
+    planned = []
     for seed in seeds:
         for fold in range(folds):
             made = fold_splits(
@@ -185,52 +208,72 @@ def run_experiment(
                     run_dir = (
                         supervised_dir if no_unlabeled else out / RUNS / run_name(method, fraction, seed, fold, folds)
                     )
-                    run_method = "supervised" if no_unlabeled else base
                     run_overrides = list(overrides) + (
                         [] if no_unlabeled or method not in variants else variants[method].overrides
                     )
-                    if console is not None:
-                        where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
-                        console.rule(f"{method} · {fraction:g} labeled · seed {seed}{where}")
                     same_teacher = method not in variants or variants[method].keeps_teacher
-                    if (
-                        METHODS[base].starts_from_teacher
-                        and same_teacher
-                        and not no_unlabeled
-                        and "supervised" in methods
-                    ):
-                        reuse_teacher(supervised_dir, run_dir)
-                    start = time.perf_counter()
-                    summary = run_training(
-                        TrainRequest(
-                            data=Path(data),
-                            run_dir=run_dir,
-                            split_file=split_path,
-                            method=run_method,
-                            preset=preset,
-                            steps=steps,
-                            seed=seed,
-                            overrides=run_overrides,
-                            unlabeled=list(unlabeled or []),
-                        ),
-                        console=console,
+                    reuses = METHODS[base].starts_from_teacher and same_teacher and not no_unlabeled
+                    request = TrainRequest(
+                        data=Path(data),
+                        run_dir=run_dir,
+                        split_file=split_path,
+                        method="supervised" if no_unlabeled else base,
+                        preset=preset,
+                        steps=steps,
+                        seed=seed,
+                        overrides=run_overrides,
+                        unlabeled=list(unlabeled or []),
                     )
-                    seconds = run_seconds(run_dir) or (time.perf_counter() - start)
-                    note = "no unlabeled cases: same as supervised" if no_unlabeled else ""
-                    rows.append(_row(method, fraction, seed, fold, split, run_dir, seconds, summary or {}, note))
-                    write_results(out, rows)
-                    write_tables(out, rows, references)
+                    where = f" · fold {fold + 1}/{folds}" if folds > 1 else ""
+                    planned.append(
+                        PlannedRun(
+                            title=f"{method} · {fraction:g} labeled · seed {seed}{where}",
+                            request=request,
+                            teacher_from=supervised_dir if reuses and "supervised" in methods else None,
+                            row=partial(
+                                _row,
+                                method,
+                                fraction,
+                                seed,
+                                fold,
+                                split,
+                                run_dir,
+                                note="no unlabeled cases: same as supervised" if no_unlabeled else "",
+                            ),
+                        )
+                    )
+    rows: list[dict | None] = [None] * len(planned)
+
+    def finished(index: int, summary: Summary, seconds: float) -> None:
+        rows[index] = planned[index].row(run_seconds(planned[index].request.run_dir) or seconds, summary or {})
+        done = [row for row in rows if row is not None]  # plan order, whichever run finished first
+        write_results(out, done)
+        write_tables(out, done, references)
+
+    if jobs == 1:
+        for index, run in enumerate(planned):
+            if console is not None:
+                console.rule(run.title)
+            if run.teacher_from is not None:
+                reuse_teacher(run.teacher_from, run.request.run_dir)
+            start = time.perf_counter()
+            summary = run_training(run.request, console=console)
+            finished(index, summary, time.perf_counter() - start)
+    else:
+        from brats_ssl.experiment_jobs import run_side_by_side
+
+        run_side_by_side(planned, jobs=jobs, threads=threads, reuse=reuse_teacher, finished=finished, console=console)
     return out / RESULTS_CSV
 
 
-def thread_counts(out: Path) -> list[int]:
+def thread_counts(out: Path, threads: int | None = None) -> list[int]:
     """CPU threads of every invocation of the sweep so far, this one included: results are bitwise
     reproducible at one thread count only (sums run in another order), so a comparison should
     know when runs mixed them."""
     import torch
 
     previous = ExperimentFolder(out).info.get("torch_threads", [])
-    return sorted(set(previous) | {torch.get_num_threads()})
+    return sorted(set(previous) | {threads or torch.get_num_threads()})
 
 
 def write_results(out: Path, rows: list[dict]) -> Path:

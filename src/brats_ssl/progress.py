@@ -107,6 +107,11 @@ def make_progress(console: Console | None = None, *, transient: bool = False) ->
     )
 
 
+def file_console(handle) -> Console:
+    """A console that writes plain lines to an open text file (a run's log)."""
+    return Console(file=handle, width=120, force_terminal=False, highlight=False)
+
+
 def stderr_console() -> Console:
     """Where a library step reports progress and warnings when its caller gave no console."""
     return Console(stderr=True, highlight=False)

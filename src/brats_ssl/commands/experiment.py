@@ -62,6 +62,24 @@ def experiment(
             '"NAME=METHOD KEY=VALUE ...", e.g. "no-copy-paste=ours ssl.copy_paste=false".'
         ),
     ),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        min=1,
+        help=(
+            "Runs side by side, each in its own process (its output in RUN/experiment.log). On a few CPU cores "
+            "small runs finish sooner side by side than one after the other on all cores."
+        ),
+    ),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help=(
+            "CPU threads per run with --jobs above 1 (default: the CPUs shared out). A run repeats bit for bit "
+            "only at the same thread count."
+        ),
+    ),
 ) -> None:
     """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
     from brats_ssl.experiment import run_experiment
@@ -83,6 +101,8 @@ def experiment(
         overrides=list(overrides),
         unlabeled=list(unlabeled),
         variants=parse_variants(list(variant)),
+        jobs=jobs,
+        threads=threads,
         console=console,
     )
     write_report(out, console=console)

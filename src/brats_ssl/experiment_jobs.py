@@ -1,0 +1,109 @@
+"""``experiment --jobs N``: the sweep's runs N at a time, each in a process of its own with a fixed
+number of CPU threads. On a few CPU cores small runs use the cores better side by side than one
+after the other on all of them, and a run is bitwise the same whichever way it ran, as long as
+its thread count is the same (sums run in another order on another count).
+
+A method that starts from the teacher waits for its fold's supervised run and takes a copy of its
+teacher, as in a sequential sweep. A run's output goes to ``RUN/experiment.log``; the console
+gets a line when a run starts and when it ends. When a run fails, no new run starts, the running
+ones finish (nothing trained is lost), and the first failure is raised naming the run and its log.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from brats_ssl.errors import BadInputError
+
+LOG_NAME = "experiment.log"
+
+
+def train_in_process(request: Any, threads: int) -> tuple[Any, float]:
+    """A worker's job: one run on ``threads`` CPU threads, its output in the run's log."""
+    import torch
+
+    from brats_ssl.pipeline import run_training
+    from brats_ssl.progress import file_console
+
+    torch.set_num_threads(threads)
+    request.run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(request.run_dir / LOG_NAME, "a") as log:
+        console = file_console(log)
+        try:
+            summary = run_training(request, console=console)
+        except BaseException as error:  # the log says why the run stopped, as the console would have
+            detail = str(error) if isinstance(error, BadInputError) else traceback.format_exc()
+            console.print(f"error: {detail}", markup=False, highlight=False, soft_wrap=True)
+            raise
+    return summary, time.perf_counter() - start
+
+
+def run_side_by_side(
+    planned: Sequence[Any],
+    *,
+    jobs: int,
+    threads: int | None,
+    reuse: Callable[[Path, Path], bool],
+    finished: Callable[[int, Any, float], None],
+    console=None,
+) -> None:
+    """Run ``planned`` (experiment.PlannedRun) ``jobs`` at a time; ``finished(index, summary,
+    seconds)`` is called in this process as each run ends."""
+
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False, highlight=False)
+
+    first: dict[Path, int] = {}  # run folder -> the first planned run in it
+    for index, run in enumerate(planned):
+        first.setdefault(run.request.run_dir, index)
+    # a run waits for the supervised run whose teacher it copies, and for an earlier run of its folder
+    # (a method at a fraction with no unlabeled case is the supervised run itself)
+    after = {
+        index: {first[p] for p in (run.teacher_from, run.request.run_dir) if p in first and first[p] != index}
+        for index, run in enumerate(planned)
+    }
+    waiting = list(range(len(planned)))
+    done: set[int] = set()
+    running: dict[Future, int] = {}
+    failure: tuple[int, BaseException] | None = None
+
+    def ready(index: int) -> bool:
+        return after[index] <= done
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            while failure is None and len(running) < jobs and (start := next(filter(ready, waiting), None)) is not None:
+                waiting.remove(start)
+                run = planned[start]
+                if run.teacher_from is not None:
+                    reuse(run.teacher_from, run.request.run_dir)
+                running[pool.submit(train_in_process, run.request, threads or 1)] = start
+                say(f"({len(done)}/{len(planned)} done) started {run.title} → {run.request.run_dir / LOG_NAME}")
+            if not running:
+                break  # a failure stopped the rest (or nothing left could start)
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                index = running.pop(future)
+                run = planned[index]
+                try:
+                    summary, seconds = future.result()
+                except BaseException as error:  # noqa: BLE001 - reported below with the run's name
+                    say(f"failed: {run.title}: {error} (log: {run.request.run_dir / LOG_NAME})")
+                    failure = failure or (index, error)
+                    continue
+                done.add(index)
+                finished(index, summary, seconds)
+                say(f"({len(done)}/{len(planned)} done) finished {run.title} in {seconds / 60:.1f} min")
+    if failure is not None:
+        index, cause = failure
+        run = planned[index]
+        where = f"run {run.request.run_dir} ({run.title}; its output: {run.request.run_dir / LOG_NAME})"
+        if isinstance(cause, BadInputError):
+            raise BadInputError(f"{where}: {cause}") from cause
+        raise RuntimeError(f"{where} failed: {cause!r}") from cause

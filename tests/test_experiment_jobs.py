@@ -1,0 +1,26 @@
+"""``experiment --jobs``: a run that fails stops the sweep without losing the runs beside it."""
+
+import pytest
+
+from brats_ssl.errors import BadInputError
+from brats_ssl.experiment_folder import read_csv
+
+from conftest import tiny_sweep
+
+
+def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish(tmp_path):
+    # a damaged run folder from an earlier attempt: its run is refused inside its own process
+    damaged = tmp_path / "exp" / "runs" / "ours-control_fold0_f0.5_s0"
+    damaged.mkdir(parents=True)
+    (damaged / "config.yaml").write_text("train: {steps: [\n")
+    with pytest.raises(BadInputError) as raised:
+        tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1)
+    message = str(raised.value)
+    log = damaged / "experiment.log"
+    assert f"run {damaged} " in message and f"its output: {log}" in message and "not valid YAML" in message
+    assert "not valid YAML" in log.read_text()  # the failed run's own output, kept beside it
+    for fold in range(2):  # both supervised runs started before the failure and were finished, not killed
+        assert (tmp_path / "exp" / "runs" / f"supervised_fold{fold}_f0.5_s0" / "summary.json").is_file()
+    rows = read_csv(tmp_path / "exp" / "results.csv")
+    assert ("supervised", "0") in [(r["method"], r["fold"]) for r in rows]
+    assert ("ours-control", "0") not in [(r["method"], r["fold"]) for r in rows]
