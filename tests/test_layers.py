@@ -46,7 +46,17 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("methods and pseudo-label tools", {"ssl"}),
     (
         "what the commands do: train, predict, experiment, report, review, demo",
-        {"pipeline", "predict", "experiment", "experiment_tables", "experiment_folder", "report", "review", "demo"},
+        {
+            "pipeline",
+            "predict",
+            "experiment",
+            "experiment_jobs",
+            "experiment_tables",
+            "experiment_folder",
+            "report",
+            "review",
+            "demo",
+        },
     ),
     ("the command line", {"cli", "commands", "__main__"}),
 ]
