@@ -167,7 +167,8 @@ def run_experiment(
     if jobs < 1 or (threads is not None and threads < 1):
         raise BadInputError(f"--jobs {jobs} / --threads {threads}: each must be at least 1")
     if jobs > 1 and threads is None:
-        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cpus // jobs)  # the CPUs this process may use (a container's or a job's share)
     if references is None:  # the controls that run, and every variant's base: the ablation's comparison
         bases = [v.method for v in variants.values()]
         references = [r for r in dict.fromkeys(list(DEFAULT_REFERENCES) + bases) if r in methods]
