@@ -25,6 +25,33 @@ def test_a_share_that_rounds_to_none_or_all_is_refused(extra, share, named):
 
 def test_the_settings_refuse_such_a_share_before_any_run():
     config = config_lib.preset("tiny")
-    assert config_lib.apply_overrides(config, ["ssl.labeled_extra_share=0.5"]).ssl.labeled_extra_share == 0.5
-    with pytest.raises(BadInputError, match="labeled_extra_share=0.2"):
-        config_lib.apply_overrides(config_lib.preset("tiny"), ["ssl.labeled_extra_share=0.2"])
+    config.method = "ours"
+    accepted = config_lib.apply_overrides(config, ["ssl.unlabeled_ratio=2", "ssl.labeled_extra_share=0.75"])
+    assert accepted.ssl.labeled_extra_share == 0.75  # 3 of 4 extra patches
+    with pytest.raises(BadInputError, match="labeled_extra_share=0.1"):  # none of the 4
+        config_lib.apply_overrides(config, ["ssl.labeled_extra_share=0.1"])
+
+
+def test_the_default_share_is_refused_for_ours_only_where_its_batch_cannot_give_it():
+    """ours' default (0.5) cannot split one extra patch: ours says so and names the way out; the other
+    methods, which never read the share, take the same batch."""
+    config = config_lib.preset("tiny")
+    assert config.ssl.labeled_extra_share == 0.5
+    for method in ("supervised", "bcp", "ua-mt", "ours-control", "ours-student-control"):
+        config.method = method
+        assert config_lib.apply_overrides(config, ["ssl.unlabeled_ratio=0.5"]).ssl.unlabeled_ratio == 0.5
+    config.method = "ours"
+    with pytest.raises(BadInputError, match=r"of 1 extra patch.*or ssl.labeled_extra_share=0 "):
+        config_lib.validate(config)
+    assert config_lib.apply_overrides(config, ["ssl.labeled_extra_share=0"]).ssl.labeled_extra_share == 0
+
+
+def test_runs_made_before_the_share_was_a_setting_keep_all_their_extra_patches_pseudo_labeled(tmp_path):
+    import yaml
+
+    saved = config_lib.preset("tiny").to_dict()
+    saved["method"] = "ours"
+    del saved["ssl"]["labeled_extra_share"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert config_lib.load(tmp_path / "config.yaml", saved_run=True).ssl.labeled_extra_share == 0.0
+    assert config_lib.load(tmp_path / "config.yaml").ssl.labeled_extra_share == 0.5  # a --config file: today's

@@ -134,7 +134,7 @@ def test_ours_control_is_ours_without_the_pseudo_labeled_patches(cohort, ours_ru
     runs = {}
     for name, extra in (
         ("control", ["--method", "ours-control"]),
-        ("no_share", ["--method", "ours", "--set", "ssl.pseudo_fraction=0"]),
+        ("no_share", ["--method", "ours", "--set", "ssl.pseudo_fraction=0", "--set", "ssl.labeled_extra_share=0"]),
     ):
         run = tmp_path / name
         shutil.copytree(ours_run / "teacher", run / "teacher")  # as `experiment` reuses it
@@ -214,11 +214,13 @@ def test_pool_fraction_trains_on_the_most_confident_cases_only(cohort, ours_run,
     assert (run / "report_pool.png").is_file()
 
 
+@pytest.mark.parametrize("share", [None, "0"])
 def test_labeled_extra_share_mixes_true_labeled_and_pseudo_labeled_extra_patches(
-    cohort, ours_run, tmp_path, monkeypatch
+    cohort, ours_run, tmp_path, monkeypatch, share
 ):
-    """ssl.labeled_extra_share=0.5: each step's 2 extra patches are 1 labeled case with its true
-    labels (as the student control's) and 1 pseudo-labeled case of the stage's members."""
+    """ours' default, ssl.labeled_extra_share=0.5: each step's 2 extra patches are 1 labeled case with
+    its true labels (as the student control's) and 1 pseudo-labeled case of the stage's members;
+    with 0 (runs made before) both are pseudo-labeled."""
     from brats_ssl.data.batches import LABELED, PSEUDO
     from brats_ssl.ssl import ours
 
@@ -232,19 +234,19 @@ def test_labeled_extra_share_mixes_true_labeled_and_pseudo_labeled_extra_patches
     _, data = cohort
     run = tmp_path / "mixed"
     shutil.copytree(ours_run / "teacher", run / "teacher")
-    args = ["--split", ours_run / "split.json", "--method", "ours", "--set", "ssl.labeled_extra_share=0.5"]
+    setting = [] if share is None else ["--set", f"ssl.labeled_extra_share={share}"]
+    args = ["--split", ours_run / "split.json", "--method", "ours", *setting]
     assert run_cli("train", data, "-o", run, *args, *TINY) == 0
     labeled = json.loads((run / "split.json").read_text())["labeled"]
     for k in (1, 2):
         stats = json.loads((run / f"stage_{k}" / "pseudo_stats.json").read_text())
         found = [(p.kind, p.samples, sorted(i.case_id for i in p.items)) for p in pools[f"stage_{k}"]]
-        assert found == [
-            (LABELED, 2, sorted(labeled)),
-            (PSEUDO, 1, sorted(labeled)),
-            (PSEUDO, 1, sorted(stats["members"])),
-        ]
-    true_labels, as_pseudo = ({i.case_id: i.maps["label"] for i in pool.items} for pool in pools["stage_2"][:2])
-    assert all(np.array_equal(as_pseudo[case], true_labels[case]) for case in labeled)
+        members = (PSEUDO, 1 if share is None else 2, sorted(stats["members"]))
+        true_labeled = [(PSEUDO, 1, sorted(labeled))] if share is None else []
+        assert found == [(LABELED, 2, sorted(labeled)), *true_labeled, members]
+    if share is None:
+        true_labels, as_pseudo = ({i.case_id: i.maps["label"] for i in pool.items} for pool in pools["stage_2"][:2])
+        assert all(np.array_equal(as_pseudo[case], true_labels[case]) for case in labeled)
 
 
 def test_last_stage_is_the_final_model_when_asked(cohort, ours_run, tmp_path, monkeypatch):

@@ -84,6 +84,8 @@ def test_ours_report_has_every_section_and_the_numbers_of_summary_json(ours_run)
         "## Validation cases: overlays and uncertainty",
     ):
         assert heading in md
+    # the stages' batch, from the run's settings (ours' default: half the extra patches true-labeled)
+    assert "Each step of a stage: 2 labeled + 1 labeled with its true labels + 1 pseudo-labeled patch(es)" in md
     summary = json.loads((ours_run / "summary.json").read_text())
     assert f"| final model (phase) | {summary['model']} |" in md
     for region in EVALUATED:

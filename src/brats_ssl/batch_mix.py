@@ -27,6 +27,7 @@ def extra_counts(extra: int, labeled_share: float) -> tuple[int, int]:
         possible = ", ".join(f"{k / extra:g}" for k in range(1, extra)) or "none (raise ssl.unlabeled_ratio)"
         raise BadInputError(
             f"invalid setting ssl.labeled_extra_share={labeled_share:g}: of {extra} extra patch(es) per step it "
-            f"gives {true} from the labeled cases and {extra - true} pseudo-labeled; shares that keep both: {possible}"
+            f"gives {true} from the labeled cases and {extra - true} pseudo-labeled; shares that keep both: "
+            f"{possible}; or ssl.labeled_extra_share=0 (every extra patch pseudo-labeled)"
         )
     return true, extra - true

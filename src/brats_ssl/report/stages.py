@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.config import Config
 from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section, Table, save_figure
 from brats_ssl.report.formatting import as_float, format_number
@@ -133,10 +135,24 @@ def stages_section(run: RunFolder) -> Section | None:
         rows,
         caption="Val Dice: mean Dice of WT, TC and ET. Confident tumour voxels: share of the members' "
         "pseudo-labeled tumour voxels with confidence ≥ τ (learned; the rest is unlearned). "
-        "Mean agreement: teacher–student Dice over the pool after the stage's refinement.",
+        "Mean agreement: teacher–student Dice over the pool after the stage's refinement." + _batch_text(run.config),
     )
     title = {
         "ours-control": "Stages (ours-control: ours' schedule on the labeled cases only)",
         "ours-student-control": "Stages (ours-student-control: ours' student, extra patches from the labeled cases)",
     }.get(run.config.method, "Curriculum stages (ours)")
     return Section(title, [picture, table])
+
+
+def _batch_text(config: Config) -> str:
+    """What one training step of ours' stages holds, from the run's own settings."""
+    if config.method != "ours":
+        return ""
+    s = config.ssl
+    labeled, extra = batch_counts(config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
+    true, pseudo = extra_counts(extra, s.labeled_extra_share)
+    with_true = f" + {true} labeled with its true labels" if true else ""
+    return (
+        f" Each step of a stage: {labeled} labeled{with_true} + {pseudo} pseudo-labeled patch(es) "
+        f"(ssl.unlabeled_ratio {s.unlabeled_ratio:g}, ssl.labeled_extra_share {s.labeled_extra_share:g})."
+    )
