@@ -85,7 +85,10 @@ def test_ours_report_has_every_section_and_the_numbers_of_summary_json(ours_run)
     ):
         assert heading in md
     # the stages' batch, from the run's settings (ours' default: half the extra patches true-labeled)
-    assert "Each step of a stage: 2 labeled + 1 labeled with its true labels + 1 pseudo-labeled patch(es)" in md
+    assert (
+        "Each step of a stage: 2 labeled patches + 2 extra: 1 from the labeled cases with their true labels, "
+        "1 pseudo-labeled (ssl.unlabeled_ratio 1, ssl.labeled_extra_share 0.5)."
+    ) in md
     summary = json.loads((ours_run / "summary.json").read_text())
     assert f"| final model (phase) | {summary['model']} |" in md
     for region in EVALUATED:
@@ -229,10 +232,9 @@ def test_experiment_runs_the_control_from_the_supervised_teacher(experiment):
         assert (Path(control["run"]) / "teacher" / REUSED_MARKER).is_file()  # copied, not retrained
         assert control["teacher_WT_dice"] == supervised["teacher_WT_dice"]  # the same teacher, raw
         assert not (Path(control["run"]) / "pseudo").exists()
-        assert (
-            "## Stages (ours-control: ours' schedule on the labeled cases only)"
-            in (Path(control["run"]) / REPORT_MD).read_text()
-        )
+        control_md = (Path(control["run"]) / REPORT_MD).read_text()
+        assert "## Stages (ours-control: ours' schedule on the labeled cases only)" in control_md
+        assert "Each step of a stage: 2 labeled patches, no extra ones." in control_md
         assert rows[("ours-control", 1.0, seed)]["run"] == supervised["run"].replace("f0.5", "f1")
     md = (experiment / REPORT_MD).read_text()
     assert any(row.startswith("| ours-control | 50% (2) | 2 × 1 |") for row in md.splitlines())
@@ -269,3 +271,32 @@ def test_experiment_without_finished_runs_gets_a_short_report(tmp_path):
     (tmp_path / "experiment.json").write_text(json.dumps({"methods": ["ours"], "fractions": [0.1]}))
     md = write_report(tmp_path).read_text()
     assert "No results yet" in md and (tmp_path / REPORT_HTML).is_file()
+
+
+def test_the_stage_table_says_what_a_step_of_each_staged_method_holds():
+    from brats_ssl import config as config_lib
+    from brats_ssl.report.stages import _batch_text
+
+    def text(method: str, *overrides: str) -> str:
+        config = config_lib.preset("tiny")
+        config.method = method
+        return _batch_text(config_lib.apply_overrides(config, list(overrides)))
+
+    assert text("ours", "ssl.labeled_extra_share=0") == (
+        " Each step of a stage: 2 labeled patches + 2 extra: 2 pseudo-labeled "
+        "(ssl.unlabeled_ratio 1, ssl.labeled_extra_share 0)."
+    )
+    assert text("ours", "ssl.unlabeled_ratio=2", "ssl.labeled_extra_share=0.75") == (
+        " Each step of a stage: 2 labeled patches + 4 extra: 3 from the labeled cases with their true labels, "
+        "1 pseudo-labeled (ssl.unlabeled_ratio 2, ssl.labeled_extra_share 0.75)."
+    )
+    assert text("ours-student-control") == (
+        " Each step of a stage: 2 labeled patches + 2 extra: 2 from the labeled cases with their true labels "
+        "(ssl.unlabeled_ratio 1)."
+    )
+    assert text("ours-control") == " Each step of a stage: 2 labeled patches, no extra ones."
+    # runs made before unlabeled_ratio: the pseudo-labeled patch was taken out of the labeled batch
+    assert text("ours", "ssl.pseudo_fraction=0.5", "ssl.labeled_extra_share=0").startswith(
+        " Each step of a stage: 1 labeled patch + 1 extra: 1 pseudo-labeled"
+    )
+    assert text("supervised") == ""

@@ -145,14 +145,25 @@ def stages_section(run: RunFolder) -> Section | None:
 
 
 def _batch_text(config: Config) -> str:
-    """What one training step of ours' stages holds, from the run's own settings."""
-    if config.method != "ours":
-        return ""
+    """What one training step of the stages holds, from the run's own settings (as ssl/ours.py
+    builds it for ours and its two controls)."""
     s = config.ssl
     labeled, extra = batch_counts(config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
-    true, pseudo = extra_counts(extra, s.labeled_extra_share)
-    with_true = f" + {true} labeled with its true labels" if true else ""
-    return (
-        f" Each step of a stage: {labeled} labeled{with_true} + {pseudo} pseudo-labeled patch(es) "
-        f"(ssl.unlabeled_ratio {s.unlabeled_ratio:g}, ssl.labeled_extra_share {s.labeled_extra_share:g})."
-    )
+    if config.method == "ours-control":
+        labeled = config.train.batch_size if s.pseudo_fraction is not None else labeled
+        return f" Each step of a stage: {_patches(labeled)}, no extra ones."
+    if config.method == "ours":
+        true, pseudo = extra_counts(extra, s.labeled_extra_share)
+        settings = f"ssl.unlabeled_ratio {s.unlabeled_ratio:g}, ssl.labeled_extra_share {s.labeled_extra_share:g}"
+    elif config.method == "ours-student-control":
+        true, pseudo = extra, 0
+        settings = f"ssl.unlabeled_ratio {s.unlabeled_ratio:g}"
+    else:
+        return ""
+    kinds = [f"{true} from the labeled cases with their true labels"] if true else []
+    kinds += [f"{pseudo} pseudo-labeled"] if pseudo else []
+    return f" Each step of a stage: {_patches(labeled)} + {extra} extra: {', '.join(kinds)} ({settings})."
+
+
+def _patches(labeled: int) -> str:
+    return f"{labeled} labeled patch" + ("" if labeled == 1 else "es")
