@@ -1,6 +1,9 @@
 """``experiment --jobs``: a run that fails stops the sweep without losing the runs beside it."""
 
+import io
+
 import pytest
+from rich.console import Console
 
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment_folder import read_csv
@@ -13,12 +16,16 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish(tmp
     damaged = tmp_path / "exp" / "runs" / "ours-control_fold0_f0.5_s0"
     damaged.mkdir(parents=True)
     (damaged / "config.yaml").write_text("train: {steps: [\n")
+    console = Console(file=io.StringIO(), width=80)
     with pytest.raises(BadInputError) as raised:
-        tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1)
+        tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1, console=console)
     message = str(raised.value)
     log = damaged / "experiment.log"
     assert f"run {damaged} " in message and f"its output: {log}" in message and "not valid YAML" in message
     assert "not valid YAML" in log.read_text()  # the failed run's own output, kept beside it
+    said = console.file.getvalue()  # one line each, however long: paths are not broken
+    assert said.startswith("4 runs, 2 side by side with 1 CPU thread(s) each; a run's output: RUN/experiment.log")
+    assert "failed: ours-control · 0.5 labeled · seed 0 · fold 1/2: " in said and f"(log: {log})" in said
     for fold in range(2):  # both supervised runs started before the failure and were finished, not killed
         assert (tmp_path / "exp" / "runs" / f"supervised_fold{fold}_f0.5_s0" / "summary.json").is_file()
     rows = read_csv(tmp_path / "exp" / "results.csv")

@@ -58,8 +58,10 @@ def run_side_by_side(
 
     def say(text: str) -> None:
         if console is not None:
-            console.print(text, markup=False, highlight=False)
+            console.print(text, markup=False, highlight=False, soft_wrap=True)  # a path is not broken
 
+    threads_each = f"{threads or 1} CPU thread(s) each"
+    say(f"{len(planned)} runs, {jobs} side by side with {threads_each}; a run's output: RUN/{LOG_NAME}")
     first: dict[Path, int] = {}  # run folder -> the first planned run in it
     for index, run in enumerate(planned):
         first.setdefault(run.request.run_dir, index)
