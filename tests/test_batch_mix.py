@@ -3,7 +3,7 @@
 import pytest
 
 from brats_ssl import config as config_lib
-from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.batch_mix import batch_counts, extra_counts, stage_counts
 from brats_ssl.errors import BadInputError
 
 
@@ -15,6 +15,17 @@ def test_extra_patches_are_added_to_the_full_labeled_batch():
 def test_labeled_share_of_the_extra_patches():
     assert extra_counts(2, 0.0) == (0, 2)
     assert extra_counts(2, 0.5) == (1, 1) and extra_counts(4, 0.25) == (1, 3) and extra_counts(4, 0.6) == (2, 2)
+
+
+def test_the_stages_of_ours_and_its_controls_hold_the_same_labeled_batch():
+    assert stage_counts("ours", 2, 1.0, None, 0.5) == (2, 1, 1) and stage_counts("ours", 2, 1.0, None, 0.0) == (2, 0, 2)
+    assert stage_counts("ours-student-control", 2, 1.0, None, 0.5) == (2, 2, 0)
+    assert stage_counts("ours-control", 2, 1.0, None, 0.5) == (2, 0, 0)
+    # runs made before: ours' pseudo-labeled patch came out of the batch, the control kept all of it
+    assert stage_counts("ours", 2, 1.0, 0.5, 0.0) == (1, 0, 1)
+    assert stage_counts("ours-control", 2, 1.0, 0.5, 0.0) == (2, 0, 0)
+    with pytest.raises(ValueError, match="bcp: not a staged method"):
+        stage_counts("bcp", 2, 1.0, None, 0.5)
 
 
 @pytest.mark.parametrize(("extra", "share", "named"), [(2, 0.2, "0.5"), (2, 0.9, "0.5"), (1, 0.5, "none")])

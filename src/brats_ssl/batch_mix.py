@@ -31,3 +31,19 @@ def extra_counts(extra: int, labeled_share: float) -> tuple[int, int]:
             f"{possible}; or ssl.labeled_extra_share=0 (every extra patch pseudo-labeled)"
         )
     return true, extra - true
+
+
+def stage_counts(
+    method: str, batch_size: int, unlabeled_ratio: float, legacy_fraction: float | None, labeled_share: float
+) -> tuple[int, int, int]:
+    """(labeled, true-labeled extra, pseudo-labeled extra) patches per step of the stages of ours and
+    its controls: ours splits its extra patches by ``labeled_share``, ours-student-control takes all
+    of them from the labeled cases, ours-control has none (in runs made before, the whole batch)."""
+    labeled, extra = batch_counts(batch_size, unlabeled_ratio, legacy_fraction)
+    if method == "ours":
+        return (labeled, *extra_counts(extra, labeled_share))
+    if method == "ours-student-control":
+        return labeled, extra, 0
+    if method == "ours-control":
+        return (batch_size if legacy_fraction is not None else labeled), 0, 0
+    raise ValueError(f"{method}: not a staged method")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.batch_mix import stage_counts
 from brats_ssl.config import Config
 from brats_ssl.data.conventions import TUMOUR_CLASS_NAMES
 from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section, Table, save_figure
@@ -145,24 +145,20 @@ def stages_section(run: RunFolder) -> Section | None:
 
 
 def _batch_text(config: Config) -> str:
-    """What one training step of the stages holds, from the run's own settings (as ssl/ours.py
-    builds it for ours and its two controls)."""
+    """What one training step of the stages holds, from the run's own settings."""
     s = config.ssl
-    labeled, extra = batch_counts(config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
-    if config.method == "ours-control":
-        labeled = config.train.batch_size if s.pseudo_fraction is not None else labeled
-        return f" Each step of a stage: {_patches(labeled)}, no extra ones."
-    if config.method == "ours":
-        true, pseudo = extra_counts(extra, s.labeled_extra_share)
-        settings = f"ssl.unlabeled_ratio {s.unlabeled_ratio:g}, ssl.labeled_extra_share {s.labeled_extra_share:g}"
-    elif config.method == "ours-student-control":
-        true, pseudo = extra, 0
-        settings = f"ssl.unlabeled_ratio {s.unlabeled_ratio:g}"
-    else:
+    if config.method not in ("ours", "ours-control", "ours-student-control"):
         return ""
+    labeled, true, pseudo = stage_counts(
+        config.method, config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction, s.labeled_extra_share
+    )
+    if not true + pseudo:
+        return f" Each step of a stage: {_patches(labeled)}, no extra ones."
     kinds = [f"{true} from the labeled cases with their true labels"] if true else []
     kinds += [f"{pseudo} pseudo-labeled"] if pseudo else []
-    return f" Each step of a stage: {_patches(labeled)} + {extra} extra: {', '.join(kinds)} ({settings})."
+    settings = f"ssl.unlabeled_ratio {s.unlabeled_ratio:g}"
+    settings += f", ssl.labeled_extra_share {s.labeled_extra_share:g}" if config.method == "ours" else ""
+    return f" Each step of a stage: {_patches(labeled)} + {true + pseudo} extra: {', '.join(kinds)} ({settings})."
 
 
 def _patches(labeled: int) -> str:

@@ -10,7 +10,7 @@ rank 0 alone writes the files every rank would write alike (rankings, statistics
 from __future__ import annotations
 
 from brats_ssl import atomic
-from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.batch_mix import stage_counts
 from brats_ssl.config import learns_from_targets
 from brats_ssl.data.batches import LABELED, Pool
 from brats_ssl.engine import distributed
@@ -143,12 +143,12 @@ def run_ours(ctx: RunContext, *, unlabeled: bool = True, student_control: bool =
     cfg, s = ctx.config, ctx.config.ssl
     if student_control and unlabeled:
         raise ValueError("the student control runs without unlabeled cases")
-    n_labeled, n_extra = batch_counts(cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction)
-    if not unlabeled and not student_control:
-        n_labeled = cfg.train.batch_size if s.pseudo_fraction is not None else n_labeled
     # ours: some of the extra patches may be labeled ones with their true labels (the student
     # control's); the student control: all of them (config validation refused a share that rounds away)
-    n_true, n_pseudo = extra_counts(n_extra, s.labeled_extra_share) if unlabeled else (n_extra, 0)
+    method = "ours" if unlabeled else "ours-student-control" if student_control else "ours-control"
+    n_labeled, n_true, n_pseudo = stage_counts(
+        method, cfg.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction, s.labeled_extra_share
+    )
     teacher = train_teacher(ctx)
     mc = cfg.inference.mc_samples
     pseudo_dir = ctx.run_dir / "pseudo"
