@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from brats_ssl import atomic
-from brats_ssl.batch_mix import batch_counts, extra_counts
+from brats_ssl.batch_mix import stage_counts
 from brats_ssl.errors import BadInputError
 from brats_ssl.paths import read_text_file
 from brats_ssl.ssl.registry import METHODS
@@ -419,9 +419,6 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise BadInputError(f"invalid setting {message}")
-    # a share this batch cannot give is refused before any run starts; only ours reads the setting
-    if config.method == "ours" and config.ssl.labeled_extra_share > 0:
-        extra_counts(
-            batch_counts(config.train.batch_size, config.ssl.unlabeled_ratio, config.ssl.pseudo_fraction)[1],
-            config.ssl.labeled_extra_share,
-        )
+    if config.method == "ours":  # a share its batch cannot give is refused before any run starts
+        ssl = config.ssl
+        stage_counts("ours", config.train.batch_size, ssl.unlabeled_ratio, ssl.pseudo_fraction, ssl.labeled_extra_share)
