@@ -1,6 +1,8 @@
-"""``experiment --jobs``: a run that fails stops the sweep without losing the runs beside it."""
+"""``experiment --jobs``: a run that fails stops the sweep without losing the runs beside it, and
+the sweep run again goes on from there."""
 
 import io
+import shutil
 
 import pytest
 from rich.console import Console
@@ -11,7 +13,7 @@ from brats_ssl.experiment_folder import read_csv
 from conftest import tiny_sweep
 
 
-def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish(tmp_path):
+def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and_are_kept(tmp_path):
     # a damaged run folder from an earlier attempt: its run is refused inside its own process
     damaged = tmp_path / "exp" / "runs" / "ours-control_fold0_f0.5_s0"
     damaged.mkdir(parents=True)
@@ -31,3 +33,16 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish(tmp
     rows = read_csv(tmp_path / "exp" / "results.csv")
     assert ("supervised", "0") in [(r["method"], r["fold"]) for r in rows]
     assert ("ours-control", "0") not in [(r["method"], r["fold"]) for r in rows]
+
+    shutil.rmtree(damaged)  # the user's fix; the same command goes on where the sweep stopped
+    console = Console(file=io.StringIO(), width=80)
+    tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1, console=console)
+    said = console.file.getvalue()
+    for fold in (1, 2):  # finished runs are said to be kept, not "started" and "finished in 0.0 min"
+        assert f"supervised · 0.5 labeled · seed 0 · fold {fold}/2: finished before, kept" in said
+        assert f"started supervised · 0.5 labeled · seed 0 · fold {fold}/2" not in said
+    assert f"started ours-control · 0.5 labeled · seed 0 · fold 1/2 → {log}" in said
+    assert "ours-control · 0.5 labeled · seed 0 · fold 1/2: finished in " in said
+    rows = read_csv(tmp_path / "exp" / "results.csv")
+    every_run = [(method, fold) for method in ("ours-control", "supervised") for fold in "01"]
+    assert sorted((r["method"], r["fold"]) for r in rows) == every_run

@@ -5,7 +5,8 @@ its thread count is the same (sums run in another order on another count).
 
 A method that starts from the teacher waits for its fold's supervised run and takes a copy of its
 teacher, as in a sequential sweep. A run's output goes to ``RUN/experiment.log``; the console
-gets a line when a run starts and when it ends. When a run fails, no new run starts, the running
+gets a line when a run starts and when it ends (a run finished by an earlier invocation: one line,
+when its settings have been checked). When a run fails, no new run starts, the running
 ones finish (nothing trained is lost), and the first failure is raised naming the run and its log.
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Callable, Sequence
 from brats_ssl.errors import BadInputError
 
 LOG_NAME = "experiment.log"
+SUMMARY_NAME = "summary.json"  # written when a run is finished (pipeline.run_training)
 
 
 def train_in_process(request: Any, threads: int) -> tuple[Any, float]:
@@ -73,6 +75,7 @@ def run_side_by_side(
     }
     waiting = list(range(len(planned)))
     done: set[int] = set()
+    earlier: set[int] = set()  # runs a previous invocation finished
     running: dict[Future, int] = {}
     failure: tuple[int, BaseException] | None = None
 
@@ -87,7 +90,10 @@ def run_side_by_side(
                 if run.teacher_from is not None:
                     reuse(run.teacher_from, run.request.run_dir)
                 running[pool.submit(train_in_process, run.request, threads or 1)] = start
-                say(f"({len(done)}/{len(planned)} done) started {run.title} → {run.request.run_dir / LOG_NAME}")
+                if (run.request.run_dir / SUMMARY_NAME).is_file():
+                    earlier.add(start)  # a resumed sweep: its process only checks the settings
+                else:
+                    say(f"({len(done)}/{len(planned)} done) started {run.title} → {run.request.run_dir / LOG_NAME}")
             if not running:
                 break  # a failure stopped the rest (or nothing left could start)
             for future in wait(running, return_when=FIRST_COMPLETED).done:
@@ -101,7 +107,8 @@ def run_side_by_side(
                     continue
                 done.add(index)
                 finished(index, summary, seconds)
-                say(f"({len(done)}/{len(planned)} done) finished {run.title} in {seconds / 60:.1f} min")
+                how = "finished before, kept" if index in earlier else f"finished in {seconds / 60:.1f} min"
+                say(f"({len(done)}/{len(planned)} done) {run.title}: {how}")
     if failure is not None:
         index, cause = failure
         run = planned[index]
