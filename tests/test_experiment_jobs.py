@@ -9,6 +9,7 @@ from rich.console import Console
 
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment_folder import read_csv
+from brats_ssl.report import write_report
 
 from conftest import tiny_sweep
 
@@ -33,6 +34,12 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     rows = read_csv(tmp_path / "exp" / "results.csv")
     assert ("supervised", "0") in [(r["method"], r["fold"]) for r in rows]
     assert ("ours-control", "0") not in [(r["method"], r["fold"]) for r in rows]
+    header = write_report(tmp_path / "exp").read_text()  # a sweep part-way says how far it got, and what waits
+    assert f"| runs finished | {len(rows)} of 4 planned |" in header
+    # fold 2's ours-control may or may not have started before the failure stopped new runs
+    waiting = "ours-control" not in [r["method"] for r in rows]
+    methods = "supervised (no finished run yet: ours-control)" if waiting else "supervised, ours-control"
+    assert f"| methods | {methods} |" in header
 
     shutil.rmtree(damaged)  # the user's fix; the same command goes on where the sweep stopped
     console = Console(file=io.StringIO(), width=80)

@@ -270,7 +270,9 @@ def test_bad_targets_are_bad_input(tmp_path, supervised_run):
 def test_experiment_without_finished_runs_gets_a_short_report(tmp_path):
     (tmp_path / "experiment.json").write_text(json.dumps({"methods": ["ours"], "fractions": [0.1]}))
     md = write_report(tmp_path).read_text()
-    assert "No results yet" in md and (tmp_path / REPORT_HTML).is_file()
+    assert "No results yet: no run of the sweep has finished." in md and (tmp_path / REPORT_HTML).is_file()
+    (tmp_path / "experiment.json").write_text(json.dumps({"methods": ["ours"], "planned_runs": 10}))
+    assert "No results yet: no run of the sweep of 10 planned has finished." in write_report(tmp_path).read_text()
 
 
 def test_the_stage_table_says_what_a_step_of_each_staged_method_holds():

@@ -175,25 +175,22 @@ def run_experiment(
     dataset = add_unlabeled(open_dataset(data), list(unlabeled or []))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(
-        out / EXPERIMENT_JSON,
-        {
-            "data": str(Path(data).resolve()),
-            "fractions": fractions,
-            "methods": methods,
-            "seeds": seeds,
-            "folds": folds,
-            "selection": selection,
-            "references": references,
-            "variants": {name: {"method": v.method, "overrides": v.overrides} for name, v in variants.items()},
-            "unlabeled": [str(r) for r in dataset.unlabeled_roots],
-            "val": val,
-            "preset": preset,
-            "steps": steps,
-            "overrides": overrides,
-            "torch_threads": thread_counts(out, threads if jobs > 1 else None),
-        },
-    )
+    settings = {
+        "data": str(Path(data).resolve()),
+        "fractions": fractions,
+        "methods": methods,
+        "seeds": seeds,
+        "folds": folds,
+        "selection": selection,
+        "references": references,
+        "variants": {name: {"method": v.method, "overrides": v.overrides} for name, v in variants.items()},
+        "unlabeled": [str(r) for r in dataset.unlabeled_roots],
+        "val": val,
+        "preset": preset,
+        "steps": steps,
+        "overrides": overrides,
+        "torch_threads": thread_counts(out, threads if jobs > 1 else None),
+    }
     planned = []
     for seed in seeds:
         for fold in range(folds):
@@ -243,6 +240,7 @@ def run_experiment(
                             ),
                         )
                     )
+    atomic.write_json(out / EXPERIMENT_JSON, settings | {"planned_runs": len(planned)})  # the report's "n of N"
     rows: list[dict | None] = [None] * len(planned)
 
     def finished(index: int, summary: Summary, seconds: float) -> None:

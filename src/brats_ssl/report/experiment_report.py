@@ -60,7 +60,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     if not rows:
         document = Document(
             f"brats-ssl experiment report: {folder.resolve().name}",
-            [Section("Experiment", ["No results yet: no run of the sweep has finished."])],
+            [Section("Experiment", [f"No results yet: no run of the sweep{_of_planned(info)} has finished."])],
         )
         return write_document(document, folder)
     groups = group_results(rows, info.get("methods", ()))
@@ -112,14 +112,14 @@ def _header_section(
         ["setting", "value"],
         [
             ["dataset", str(info.get("data", "-"))],
-            ["methods", ", ".join(dict.fromkeys(m for m, _ in groups))],
+            ["methods", _methods(info, groups)],
             *[[f"variant {name}", variant.describe()] for name, variant in variants.items()],
             ["labeled fractions", ", ".join(f"{f:g}" for f in sorted({f for _, f in groups}))],
             ["seeds", ", ".join(sorted({r["seed"] for r in rows}, key=int))],
             ["validation cases", str(n_val) if n_val is not None else "-"],
             ["preset / steps", f"{info.get('preset', '-')} / {info.get('steps') or 'preset default'}"],
             ["CPU threads (torch)", ", ".join(map(str, info.get("torch_threads", []))) or "-"],
-            ["runs finished", str(len(unique_runs))],
+            ["runs finished", f"{len(rows)}{_of_planned(info)}" if info.get("planned_runs") else str(len(unique_runs))],
             [
                 "total training time",
                 f"{format_duration(total)} (sum over the runs, each training phase counted once: "
@@ -128,6 +128,18 @@ def _header_section(
         ],
     )
     return Section("Experiment", [header])
+
+
+def _of_planned(info: dict) -> str:
+    """ " of N planned" for a sweep that recorded its plan (made before: "")."""
+    return f" of {info['planned_runs']} planned" if info.get("planned_runs") else ""
+
+
+def _methods(info: dict, groups: Groups) -> str:
+    """The methods with results, then those of the sweep's plan that have none yet (a sweep in progress)."""
+    shown = list(dict.fromkeys(m for m, _ in groups))
+    waiting = [m for m in info.get("methods", ()) if m not in shown]
+    return ", ".join(shown) + (f" (no finished run yet: {', '.join(waiting)})" if waiting else "")
 
 
 def _results_section(groups: Groups, case_rows: list[dict]) -> Section:
