@@ -2,6 +2,7 @@
 the sweep run again goes on from there."""
 
 import io
+import re
 import shutil
 
 import pytest
@@ -29,6 +30,8 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     said = console.file.getvalue()  # one line each, however long: paths are not broken
     assert said.startswith("4 runs, 2 side by side with 1 CPU thread(s) each; a run's output: RUN/experiment.log")
     assert "failed: ours-control · 0.5 labeled · seed 0 · fold 1/2: " in said and f"(log: {log})" in said
+    # the first run to finish gives the pace: the rest of the sweep's time at it
+    assert re.search(r"\(1/4 done, ≈ \d+ min \d\d s left at this pace\) supervised · .*: finished in ", said)
     for fold in range(2):  # both supervised runs started before the failure and were finished, not killed
         assert (tmp_path / "exp" / "runs" / f"supervised_fold{fold}_f0.5_s0" / "summary.json").is_file()
     rows = read_csv(tmp_path / "exp" / "results.csv")
@@ -46,10 +49,21 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1, console=console)
     said = console.file.getvalue()
     for fold in (1, 2):  # finished runs are said to be kept, not "started" and "finished in 0.0 min"
-        assert f"supervised · 0.5 labeled · seed 0 · fold {fold}/2: finished before, kept" in said
+        assert f"done) supervised · 0.5 labeled · seed 0 · fold {fold}/2: finished before, kept" in said
         assert f"started supervised · 0.5 labeled · seed 0 · fold {fold}/2" not in said
     assert f"started ours-control · 0.5 labeled · seed 0 · fold 1/2 → {log}" in said
     assert "ours-control · 0.5 labeled · seed 0 · fold 1/2: finished in " in said
     rows = read_csv(tmp_path / "exp" / "results.csv")
     every_run = [(method, fold) for method in ("ours-control", "supervised") for fold in "01"]
     assert sorted((r["method"], r["fold"]) for r in rows) == every_run
+
+
+def test_time_left_takes_each_method_at_its_own_pace_and_the_others_at_the_mean():
+    from brats_ssl.experiment_jobs import time_left, time_left_text
+
+    took = {"a": [10.0, 30.0], "b": [60.0]}  # a: 20 s a run; b: 60 s; c (none yet): 100 / 3 s
+    pending, running = ["a", "b", "c"], [("a", 5.0), ("b", 70.0)]  # a running run owes 15 s; b one past its pace 0
+    assert time_left(pending, running, took, jobs=2) == pytest.approx((20 + 60 + 100 / 3 + 15) / 2)
+    assert time_left(pending, running, {}, jobs=2) is None  # no pace before a run was trained
+    assert time_left_text(pending, [], took, jobs=1) == ", ≈ 1 min 53 s left at this pace"
+    assert time_left_text([], [], took, jobs=1) == ""  # nothing left to run

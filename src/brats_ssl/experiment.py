@@ -52,6 +52,7 @@ class PlannedRun:
     any), and how its row of results.csv is made from its summary and seconds."""
 
     title: str
+    method: str  # as the sweep names it (a variant's name)
     request: Any  # pipeline.TrainRequest (the pipeline imports torch: not at module level)
     teacher_from: Path | None
     row: Any  # (seconds, summary) -> dict
@@ -226,6 +227,7 @@ def run_experiment(
                     planned.append(
                         PlannedRun(
                             title=f"{method} · {fraction:g} labeled · seed {seed}{where}",
+                            method=method,
                             request=request,
                             teacher_from=supervised_dir if reuses and "supervised" in methods else None,
                             row=partial(
@@ -250,14 +252,22 @@ def run_experiment(
         write_tables(out, done, references)
 
     if jobs == 1:
+        from brats_ssl.experiment_jobs import time_left_text
+
+        took: dict[str, list[float]] = {}  # method -> seconds of its runs trained by this invocation
         for index, run in enumerate(planned):
             if console is not None:
-                console.rule(run.title)
+                left = time_left_text([r.method for r in planned[index:]], [], took, jobs=1)
+                console.rule(f"{run.title} ({index}/{len(planned)} done{left})")
             if run.teacher_from is not None:
                 reuse_teacher(run.teacher_from, run.request.run_dir)
+            trained = not (run.request.run_dir / "summary.json").is_file()
             start = time.perf_counter()
             summary = run_training(run.request, console=console)
-            finished(index, summary, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            finished(index, summary, seconds)
+            if trained:
+                took.setdefault(run.method, []).append(seconds)
     else:
         from brats_ssl.experiment_jobs import run_side_by_side
 

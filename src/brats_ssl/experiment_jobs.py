@@ -25,6 +25,37 @@ LOG_NAME = "experiment.log"
 SUMMARY_NAME = "summary.json"  # written when a run is finished (pipeline.run_training)
 
 
+def time_left(
+    pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
+) -> float | None:
+    """Seconds until a sweep ends if each method's runs take what its runs trained so far took on
+    average (a method with none yet: the average of all), ``jobs`` at a time; ``pending``: the
+    methods of the runs not started, ``running``: (method, seconds so far) of those running.
+    None before any run was trained."""
+    every = [seconds for times in took.values() for seconds in times]
+    if not every:
+        return None
+
+    def expected(method: str) -> float:
+        times = took.get(method) or every
+        return sum(times) / len(times)
+
+    work = sum(map(expected, pending)) + sum(max(0.0, expected(m) - elapsed) for m, elapsed in running)
+    return work / jobs
+
+
+def time_left_text(
+    pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
+) -> str:
+    """ ", ≈ 2 h 10 min left at this pace" for a console line, "" before any run was trained."""
+    from brats_ssl.report.formatting import format_duration
+
+    seconds = time_left(pending, running, took, jobs)
+    if seconds is None or not pending and not running:
+        return ""
+    return f", ≈ {format_duration(seconds)} left at this pace"
+
+
 def train_in_process(request: Any, threads: int) -> tuple[Any, float]:
     """A worker's job: one run on ``threads`` CPU threads, its output in the run's log."""
     import torch
@@ -77,6 +108,8 @@ def run_side_by_side(
     done: set[int] = set()
     earlier: set[int] = set()  # runs a previous invocation finished
     running: dict[Future, int] = {}
+    began: dict[int, float] = {}  # run -> when it started
+    took: dict[str, list[float]] = {}  # method -> seconds of its runs trained here (not kept from before)
     failure: tuple[int, BaseException] | None = None
 
     def ready(index: int) -> bool:
@@ -90,6 +123,7 @@ def run_side_by_side(
                 if run.teacher_from is not None:
                     reuse(run.teacher_from, run.request.run_dir)
                 running[pool.submit(train_in_process, run.request, threads or 1)] = start
+                began[start] = time.perf_counter()
                 if (run.request.run_dir / SUMMARY_NAME).is_file():
                     earlier.add(start)  # a resumed sweep: its process only checks the settings
                 else:
@@ -107,8 +141,17 @@ def run_side_by_side(
                     continue
                 done.add(index)
                 finished(index, summary, seconds)
+                if index not in earlier:
+                    took.setdefault(run.method, []).append(seconds)
+                now = time.perf_counter()
+                left = time_left_text(
+                    [planned[i].method for i in waiting],
+                    [(planned[i].method, now - began[i]) for i in running.values()],
+                    took,
+                    jobs,
+                )
                 how = "finished before, kept" if index in earlier else f"finished in {seconds / 60:.1f} min"
-                say(f"({len(done)}/{len(planned)} done) {run.title}: {how}")
+                say(f"({len(done)}/{len(planned)} done{left}) {run.title}: {how}")
     if failure is not None:
         index, cause = failure
         run = planned[index]
