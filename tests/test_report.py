@@ -19,11 +19,11 @@ from brats_ssl.data.io import load_case
 from brats_ssl.data.synthetic import write_cohort
 from brats_ssl.errors import BadInputError
 from brats_ssl.experiment import run_experiment
-from brats_ssl.experiment_folder import REUSED_MARKER, read_results
+from brats_ssl.experiment_folder import REUSED_MARKER, read_csv, read_results
 from brats_ssl.metrics import EVALUATED
 from brats_ssl.report import REPORT_HTML, REPORT_MD, write_report
 from brats_ssl.report.overlays import pick_cases, predictive_entropy
-from brats_ssl.viz import CELL_PX, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
+from brats_ssl.viz import CELL_PX, DPI, LEGEND_PX, ROW_CAPTION_PX, TITLE_PX
 
 SHAPE = (40, 40, 32)
 
@@ -220,6 +220,10 @@ def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     for name in ("report_efficiency.png", "report_stages.png"):
         pixels = _png(experiment / name)
         assert pixels.shape[0] >= 350 and pixels.shape[1] >= 700 and pixels[..., :3].std() > 0.05
+    compared = [r for r in read_csv(experiment / "comparisons.csv") if r["metric"] == "mean"]
+    pixels = _png(experiment / "report_comparisons.png")  # a row for each paired comparison of the table
+    assert len(compared) >= 2 and pixels.shape[0] == round((1.2 + 0.42 * len(compared)) * DPI)
+    assert "](report_comparisons.png)" in md and pixels[..., :3].std() > 0.05
     links = re.findall(r"\]\((runs/[^)]+/report\.md)\)", md)
     assert len(set(links)) == 8  # every run's own report, linked and written
     assert all((experiment / link).is_file() and (experiment / link).with_suffix(".html").is_file() for link in links)

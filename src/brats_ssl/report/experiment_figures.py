@@ -1,5 +1,6 @@
 """The experiment report's figures: the data-efficiency curves (Dice against labeled fraction, a
-line per method) and the per-phase curves of the staged methods (teacher, stage 1..K).
+line per method), the per-phase curves of the staged methods (teacher, stage 1..K) and the paired
+differences between methods with their intervals.
 
 Both zoom the Dice axis to the values drawn: differences between methods and stages are a few
 hundredths and vanish on a 0-1 axis. A method keeps its colour in every figure.
@@ -128,4 +129,39 @@ def experiment_stage_figure(curves: dict[tuple[str, float], list[list[float | No
     ax.set_title("Validation Dice after each phase, per method and labeled fraction")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
+    return save_figure(figure, out_png)
+
+
+def comparison_figure(comparisons: list[dict], out_png: Path) -> Path:
+    """The paired comparisons of mean WT/TC/ET Dice (comparisons.csv rows, metric "mean"): a row per
+    method − reference and labeled fraction, the mean difference with its 95 % interval; filled
+    where the interval excludes 0 (resolved), hollow where it does not."""
+    rows = [r for r in comparisons if r["metric"] == "mean"]
+    figure = Figure(figsize=(9, 1.2 + 0.42 * len(rows)), dpi=DPI, layout="constrained")
+    ax = figure.add_subplot()
+    order = list(dict.fromkeys(r["method"] for r in rows))
+    fractions = {float(r["fraction"]) for r in rows}
+    for y, row in enumerate(rows):
+        mean, low, high = (float(row[k]) for k in ("mean_diff", "ci_low", "ci_high"))
+        colour = method_colour(row["method"], f"C{order.index(row['method'])}")
+        resolved = low > 0 or high < 0
+        ax.errorbar(
+            mean,
+            y,
+            xerr=[[mean - low], [high - mean]],
+            fmt="o",
+            color=colour,
+            markerfacecolor=colour if resolved else "white",
+            markersize=7,
+            capsize=3,
+            lw=1.8,
+        )
+    where = [f" ({float(r['fraction']):.0%} labeled)" if len(fractions) > 1 else "" for r in rows]
+    labels = [f"{r['method']} − {r['reference']}{w}, {r['n']} cases" for r, w in zip(rows, where)]
+    ax.set_yticks(range(len(rows)), labels)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's order, top down
+    ax.axvline(0.0, color="0.3", lw=1)
+    ax.set_xlabel(f"paired difference of validation Dice (mean of {REGIONS_LISTED}), 95 % bootstrap interval")
+    figure.suptitle("Method − reference on the same cases (filled: the interval excludes 0)")
+    ax.grid(axis="x", alpha=0.3)
     return save_figure(figure, out_png)

@@ -30,7 +30,12 @@ from brats_ssl.report.document import (
     Table,
     write_document,
 )
-from brats_ssl.report.experiment_figures import efficiency_figure, experiment_stage_figure, stage_curve
+from brats_ssl.report.experiment_figures import (
+    comparison_figure,
+    efficiency_figure,
+    experiment_stage_figure,
+    stage_curve,
+)
 from brats_ssl.report.formatting import as_float, format_duration, format_interval, format_number, log, region_label
 from brats_ssl.report.run_report import write_run_report
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED
@@ -77,7 +82,7 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     sections.append(_results_section(groups, case_rows))
     comparisons = comparison_rows(case_rows, info.get("references", DEFAULT_REFERENCES))
     if comparisons:
-        sections.append(_comparisons_section(comparisons))
+        sections.append(_comparisons_section(comparisons, folder))
     postprocessing = _postprocessing_section(groups, case_rows, run_dirs)
     if postprocessing is not None:
         sections.append(postprocessing)
@@ -183,7 +188,7 @@ def _results_section(groups: Groups, case_rows: list[dict]) -> Section:
     )
 
 
-def _comparisons_section(comparisons: list[dict]) -> Section:
+def _comparisons_section(comparisons: list[dict], folder: Path) -> Section:
     by_pair: dict[tuple[str, str, float], dict[str, dict]] = {}
     for row in comparisons:
         by_pair.setdefault((row["method"], row["reference"], float(row["fraction"])), {})[row["metric"]] = row
@@ -206,6 +211,11 @@ def _comparisons_section(comparisons: list[dict]) -> Section:
     return Section(
         "Paired comparisons",
         [
+            Picture(
+                comparison_figure(comparisons, folder / f"{FIGURE_PREFIX}comparisons.png"),
+                f"Paired difference of mean {REGIONS_SLASHED} Dice, method − reference, on the cases both "
+                "validated (seeds averaged per case), with its 95 % bootstrap interval; filled: resolved",
+            ),
             Table(
                 ["method", "reference", "labeled", "cases"]
                 + [f"mean {REGIONS_SLASHED}" if m == "mean" else m for m in metrics],
@@ -213,7 +223,7 @@ def _comparisons_section(comparisons: list[dict]) -> Section:
                 caption="Per-case Dice difference method − reference on the same val cases (seeds averaged per "
                 "case): mean [95 % bootstrap interval], two-sided Wilcoxon signed-rank p-value; **resolved**: the "
                 "interval excludes 0. comparisons.csv holds the same numbers.",
-            )
+            ),
         ],
     )
 
