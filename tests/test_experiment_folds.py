@@ -2,10 +2,13 @@
 comparisons recomputed from it, post-processing chosen on the selection cases only."""
 
 import csv
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from brats_ssl.experiment_folder import read_csv
 from brats_ssl.experiment_tables import COMPARISON_COLUMNS, PER_CASE_COLUMNS
@@ -16,7 +19,20 @@ from conftest import tiny_sweep
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, _isolated_cache) -> Path:
-    return tiny_sweep(tmp_path_factory.mktemp("folds"), cases=9, seed=1, folds=3)
+    console = Console(file=io.StringIO(), width=80)
+    out = tiny_sweep(tmp_path_factory.mktemp("folds"), cases=9, seed=1, folds=3, console=console)
+    (out.parent / "console.txt").write_text(console.file.getvalue())
+    return out
+
+
+def test_the_console_says_how_far_the_sweep_is_and_how_long_the_rest_takes(sweep):
+    said = (sweep.parent / "console.txt").read_text()
+    rules = re.findall(r"─ (\S+) · 0.5 labeled · seed 0 · fold (\d)/3 \((\d)/6 done\) ─", said)
+    assert rules == [
+        (m, str(f), str(2 * (f - 1) + i)) for f in (1, 2, 3) for i, m in enumerate(("supervised", "ours-control"))
+    ]
+    # from the second run on, the time left at the pace of the runs trained so far
+    assert len(re.findall(r"^sweep: (≈ \d+ min|under a minute) left at this pace$", said, re.MULTILINE)) == 5
 
 
 def test_every_case_is_validated_exactly_once_per_method(sweep):

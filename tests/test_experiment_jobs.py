@@ -31,7 +31,7 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     assert said.startswith("4 runs, 2 side by side with 1 CPU thread(s) each; a run's output: RUN/experiment.log")
     assert "failed: ours-control · 0.5 labeled · seed 0 · fold 1/2: " in said and f"(log: {log})" in said
     # the first run to finish gives the pace: the rest of the sweep's time at it
-    assert re.search(r"\(1/4 done, ≈ \d+ min \d\d s left at this pace\) supervised · .*: finished in ", said)
+    assert re.search(r"\(1/4 done, (≈ \d+ min|under a minute) left at this pace\) supervised · .*: finished in ", said)
     for fold in range(2):  # both supervised runs started before the failure and were finished, not killed
         assert (tmp_path / "exp" / "runs" / f"supervised_fold{fold}_f0.5_s0" / "summary.json").is_file()
     rows = read_csv(tmp_path / "exp" / "results.csv")
@@ -65,5 +65,8 @@ def test_time_left_takes_each_method_at_its_own_pace_and_the_others_at_the_mean(
     pending, running = ["a", "b", "c"], [("a", 5.0), ("b", 70.0)]  # a running run owes 15 s; b one past its pace 0
     assert time_left(pending, running, took, jobs=2) == pytest.approx((20 + 60 + 100 / 3 + 15) / 2)
     assert time_left(pending, running, {}, jobs=2) is None  # no pace before a run was trained
-    assert time_left_text(pending, [], took, jobs=1) == ", ≈ 1 min 53 s left at this pace"
-    assert time_left_text([], [], took, jobs=1) == ""  # nothing left to run
+    assert time_left_text(pending, [], took, jobs=1) == ", ≈ 2 min left at this pace"  # whole minutes: a guess
+    assert time_left_text(["b"] * 150, [], took, jobs=1) == ", ≈ 2 h 30 min left at this pace"
+    assert time_left_text([], [("a", 15.0)], took, jobs=1) == ", under a minute left at this pace"
+    # only a run past its method's pace left: no telling, rather than "0 min"
+    assert time_left([], [("b", 70.0)], took, jobs=2) is None and time_left_text([], [("b", 70.0)], took, 2) == ""

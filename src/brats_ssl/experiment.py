@@ -256,9 +256,10 @@ def run_experiment(
 
         took: dict[str, list[float]] = {}  # method -> seconds of its runs trained by this invocation
         for index, run in enumerate(planned):
-            if console is not None:
-                left = time_left_text([r.method for r in planned[index:]], [], took, jobs=1)
-                console.rule(f"{run.title} ({index}/{len(planned)} done{left})")
+            if console is not None:  # the rule stays short: a file's console cuts a long one
+                console.rule(f"{run.title} ({index}/{len(planned)} done)")
+                if left := time_left_text([r.method for r in planned[index:]], [], took, jobs=1):
+                    console.print(f"sweep:{left.removeprefix(',')}", markup=False, highlight=False, soft_wrap=True)
             if run.teacher_from is not None:
                 reuse_teacher(run.teacher_from, run.request.run_dir)
             trained = not (run.request.run_dir / "summary.json").is_file()

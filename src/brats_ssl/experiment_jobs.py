@@ -31,7 +31,7 @@ def time_left(
     """Seconds until a sweep ends if each method's runs take what its runs trained so far took on
     average (a method with none yet: the average of all), ``jobs`` at a time; ``pending``: the
     methods of the runs not started, ``running``: (method, seconds so far) of those running.
-    None before any run was trained."""
+    None before any run was trained, and when only runs past their pace are left (no telling)."""
     every = [seconds for times in took.values() for seconds in times]
     if not every:
         return None
@@ -40,20 +40,24 @@ def time_left(
         times = took.get(method) or every
         return sum(times) / len(times)
 
-    work = sum(map(expected, pending)) + sum(max(0.0, expected(m) - elapsed) for m, elapsed in running)
-    return work / jobs
+    owed = [expected(m) - elapsed for m, elapsed in running]
+    if not pending and all(seconds <= 0 for seconds in owed):
+        return None
+    return (sum(map(expected, pending)) + sum(max(0.0, seconds) for seconds in owed)) / jobs
 
 
 def time_left_text(
     pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
 ) -> str:
-    """ ", ≈ 2 h 10 min left at this pace" for a console line, "" before any run was trained."""
-    from brats_ssl.report.formatting import format_duration
-
+    """A console line's ", ≈ 2 h 10 min left at this pace" (whole minutes: it is a guess); "" when
+    there is nothing to say (see :func:`time_left`)."""
     seconds = time_left(pending, running, took, jobs)
-    if seconds is None or not pending and not running:
+    if seconds is None:
         return ""
-    return f", ≈ {format_duration(seconds)} left at this pace"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if not hours and not minutes:
+        return ", under a minute left at this pace"
+    return f", ≈ {f'{hours} h {minutes:02d} min' if hours else f'{minutes} min'} left at this pace"
 
 
 def train_in_process(request: Any, threads: int) -> tuple[Any, float]:
