@@ -252,7 +252,7 @@ def run_experiment(
         write_tables(out, done, references)
 
     if jobs == 1:
-        from brats_ssl.experiment_jobs import time_left_text
+        from brats_ssl.experiment_jobs import SUMMARY_NAME, time_left_text
 
         took: dict[str, list[float]] = {}  # method -> seconds of its runs trained by this invocation
         for index, run in enumerate(planned):
@@ -262,7 +262,7 @@ def run_experiment(
                     console.print(f"sweep:{left.removeprefix(',')}", markup=False, highlight=False, soft_wrap=True)
             if run.teacher_from is not None:
                 reuse_teacher(run.teacher_from, run.request.run_dir)
-            trained = not (run.request.run_dir / "summary.json").is_file()
+            trained = not (run.request.run_dir / SUMMARY_NAME).is_file()  # not finished by an earlier invocation
             start = time.perf_counter()
             summary = run_training(run.request, console=console)
             seconds = time.perf_counter() - start
