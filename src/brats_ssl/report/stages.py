@@ -18,6 +18,7 @@ from brats_ssl.report.document import FIGURE_PREFIX, Picture, Section, Table, sa
 from brats_ssl.report.formatting import as_float, format_number
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED, final_phase, metric_of
 from brats_ssl.run_folder import RunFolder
+from brats_ssl.ssl.registry import staged_methods
 from brats_ssl.viz import DPI, REGION_COLOURS
 
 
@@ -147,7 +148,7 @@ def stages_section(run: RunFolder) -> Section | None:
 def _batch_text(config: Config) -> str:
     """What one training step of the stages holds, from the run's own settings."""
     s = config.ssl
-    if config.method not in ("ours", "ours-control", "ours-student-control"):
+    if config.method not in staged_methods():
         return ""
     labeled, true, pseudo = stage_counts(
         config.method, config.train.batch_size, s.unlabeled_ratio, s.pseudo_fraction, s.labeled_extra_share
