@@ -58,6 +58,10 @@ class TrainConfig:
     loss: str = "dice_ce"  # dice_ce | region (sigmoid Dice + BCE on WT/TC/ET)
     foreground_fraction: float = 0.33  # share of patches centred on tumour
     augment: bool = True
+    # The probability that a labeled patch of the supervised (teacher) phase is shown as its strong
+    # view (data/strong_views.py: contrast, gamma, blur, noise, cut-out, a modality blanked), as
+    # ours' student sees its extra patches; 0: the training augmentation alone (runs made before).
+    strong_views: float = 0.0
     val_every: int = 250
     checkpoint_every: int = 100  # steps between last checkpoints (besides every validation and the end)
     val_cases: int | None = None  # cap on val cases per validation (None = all)
@@ -288,6 +292,7 @@ LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("ssl", "copy_paste"): False,
     ("ssl", "hierarchical"): False,
     ("ssl", "labeled_extra_share"): 0.0,
+    ("train", "strong_views"): 0.0,
 }
 
 
@@ -368,6 +373,7 @@ def validate(config: Config) -> None:
         (config.train.loss in ("dice_ce", "region"), "train.loss: dice_ce or region"),
         (config.train.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision: auto, bf16, fp16 or fp32"),
         (0 <= config.train.foreground_fraction <= 1, "train.foreground_fraction: between 0 and 1"),
+        (0 <= config.train.strong_views <= 1, "train.strong_views: a probability in [0, 1]"),
         (config.train.val_every >= 1, "train.val_every: must be at least 1"),
         (config.train.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1"),
         (0 <= config.train.sgd_momentum < 1, "train.sgd_momentum: in [0, 1)"),

@@ -94,3 +94,16 @@ def strong_view(
         if channels > 1 and float(uniform(0, 1, 1)) < config.modality_dropout:
             out[b, int(torch.randint(0, channels, (1,), generator=generator))] = 0
     return out
+
+
+def strong_view_some(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """``images`` (B, C, *S) with each patch replaced by its strong view with ``probability``, the
+    others left as they are (a supervised batch: the teacher learns the true labels on both kinds)."""
+    if probability <= 0:
+        return images
+    chosen = (torch.rand(images.shape[0], generator=generator) < probability).to(images.device)
+    if not bool(chosen.any()):
+        return images
+    out = images.clone()
+    out[chosen] = strong_view(images[chosen], generator)
+    return out

@@ -184,12 +184,21 @@ def final_weights(ctx: RunContext, name: str) -> Path:
     return ctx.run_dir / name / LAST_CHECKPOINT
 
 
-def supervised_loss_fn(kind: str) -> LossFn:
+def supervised_loss_fn(kind: str, *, strong_views: float = 0.0, seed: int = 0) -> LossFn:
+    """Dice + CE (or the region loss) on the labeled batch. ``strong_views``: the probability that a
+    patch is shown as its strong view (``train.strong_views``), drawn per step from ``seed`` so a
+    resumed phase sees the views an uninterrupted one would."""
+    from brats_ssl.data.strong_views import strong_view_some
+    from brats_ssl.engine.trainer import step_seed
     from brats_ssl.losses import SupervisedLoss
 
     criterion = SupervisedLoss(kind)
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor], step: int):
-        return criterion(model(batch["image"]), batch["label"]), {}
+        image = batch["image"]
+        if strong_views > 0:
+            generator = torch.Generator().manual_seed(step_seed(seed, step, 11))
+            image = strong_view_some(image, strong_views, generator)
+        return criterion(model(image), batch["label"]), {}
 
     return loss_fn
