@@ -196,8 +196,9 @@ def test_missing_dataset_or_summary_skips_sections_cleanly(supervised_run, tmp_p
 
 def test_experiment_report_shows_mean_and_std_over_seeds(experiment):
     md = (experiment / REPORT_MD).read_text()
-    for heading in ("## Experiment", "## Results", "## Curves", "## Runs"):
+    for heading in ("## Experiment", "## What the sweep says", "## Results", "## Curves", "## Runs"):
         assert heading in md
+    assert "| Does ours beat supervised training on the labeled cases alone? | ours − supervised | 50% |" in md
     rows = [r for r in read_results(experiment) if r["method"] == "ours" and float(r["fraction"]) == 0.5]
     assert len(rows) == 2
     # the table's WT cell is the mean over val cases of each case's WT Dice averaged over both seeds

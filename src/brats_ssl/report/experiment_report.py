@@ -37,6 +37,7 @@ from brats_ssl.report.experiment_figures import (
     stage_curve,
 )
 from brats_ssl.report.formatting import as_float, format_duration, format_interval, format_number, log, region_label
+from brats_ssl.report.reading import reading_section
 from brats_ssl.report.run_report import write_run_report
 from brats_ssl.report.run_summary import BRATS_REGIONS, REGIONS_SLASHED
 from brats_ssl.run_folder import RunFolder
@@ -79,6 +80,9 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     n_val = _val_cases(unique_runs)
     sections = [_header_section(info, rows, groups, unique_runs, n_val, variants)]
     case_rows = collect_case_rows(rows, locate=lambda r: run_dirs[r["run"]])
+    reading = reading_section(case_rows, list(dict.fromkeys(m for m, _ in groups)), variants)
+    if reading is not None:
+        sections.append(reading)
     sections.append(_results_section(groups, case_rows))
     comparisons = comparison_rows(case_rows, info.get("references", DEFAULT_REFERENCES))
     if comparisons:
