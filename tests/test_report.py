@@ -252,6 +252,15 @@ def test_experiment_report_keeps_run_reports_that_are_up_to_date(experiment):
     assert report.stat().st_mtime_ns == before
 
 
+def test_the_report_command_prints_what_the_sweep_says(experiment, capsys):
+    from conftest import run_cli_output
+
+    code, output = run_cli_output(["report", experiment], capsys)
+    assert code == 0, output
+    assert "What the sweep says" in output and "ours − supervised" in output and "ours − ours-control" in output
+    assert "rest on one seed" not in output  # two seeds here
+
+
 def test_pick_cases_spreads_over_the_final_wt_dice():
     per_case = [{"case": f"c{i}", "WT": {"dice": d}} for i, d in enumerate([0.5, 0.9, 0.1, 0.7, 0.3])]
     assert pick_cases(per_case) == [("c2", "lowest WT Dice"), ("c0", "median WT Dice"), ("c1", "highest WT Dice")]

@@ -82,3 +82,19 @@ def test_few_cases_or_one_seed_are_said():
 def test_nothing_to_read_without_a_pair():
     only = [r for r in _rows() if r["method"] == "supervised"]
     assert reading_section(only, ["supervised"], {}) is None
+
+
+def test_the_console_prints_the_questions_answers_and_remarks():
+    from rich.console import Console
+
+    from brats_ssl.commands.tables import print_reading
+
+    console = Console(record=True, width=250)
+    print_reading(reading_section(_rows(cases=5, seeds=(0,)), METHODS, MIXED), console)
+    text = console.export_text()
+    lines = text.splitlines()
+    at = next(i for i, x in enumerate(lines) if "ours − ours-student-control" in x)
+    assert lines[at - 1].strip().endswith("Do the unlabeled scans add to its student?")
+    assert lines[at].strip().startswith("ours − ours-student-control, 25% labeled, 5 cases: -0.050 [")
+    assert lines[at].endswith("→ no: lower by 0.050")
+    assert "**" not in text and "rest on 5 val cases" in text and "rest on one seed" in text

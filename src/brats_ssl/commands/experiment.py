@@ -82,8 +82,10 @@ def experiment(
     ),
 ) -> None:
     """Data-efficiency sweep: every fraction × method × seed (× fold) → per-case table, paired comparisons, curves."""
+    from brats_ssl.commands.tables import print_reading
     from brats_ssl.experiment import run_experiment
     from brats_ssl.report import write_report
+    from brats_ssl.report.experiment_report import experiment_reading
     from brats_ssl.variants import parse_variants
 
     run_experiment(
@@ -106,3 +108,6 @@ def experiment(
         console=console,
     )
     write_report(out, console=console)
+    reading = experiment_reading(out)
+    if reading is not None:
+        print_reading(reading, console)

@@ -25,6 +25,7 @@ from brats_ssl.data.conventions import REGIONS
 from brats_ssl.metrics import EVALUATED
 
 if TYPE_CHECKING:
+    from brats_ssl.report.document import Section
     from brats_ssl.ssl.suggest import Suggestion
 
 
@@ -107,3 +108,26 @@ def suggestions_table(suggestions: Sequence[Suggestion]) -> Table:
     for i, s in enumerate(suggestions, 1):
         table.add_row(str(i), s.case, f"{s.priority:.1f}", s.reason)
     return table
+
+
+def print_reading(section: Section, console: Console) -> None:
+    """The experiment report's "What the sweep says": each question, then its comparison and the
+    answer (bold where the interval resolves it); then the section's remarks (few cases, one seed).
+    Lines rather than a table: they read alike at any terminal width and in a log file."""
+    from rich.markup import escape
+
+    from brats_ssl.report.document import Table as ReportTable
+
+    console.print(f"[bold]{section.title}[/bold]")
+    for block in section.blocks:
+        if isinstance(block, ReportTable):
+            for question, comparison, labeled, cases, difference, answer in (map(str, row) for row in block.rows):
+                answer = escape(answer).replace("**", "[bold]", 1).replace("**", "[/bold]", 1)
+                console.print(f"  {escape(question)}", soft_wrap=True, highlight=False)
+                console.print(
+                    f"    {escape(comparison)}, {labeled} labeled, {cases} cases: {difference} → {answer}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+        elif isinstance(block, str):
+            console.print(escape(block.replace("`", "")), soft_wrap=True, highlight=False)

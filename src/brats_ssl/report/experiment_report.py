@@ -96,6 +96,15 @@ def write_experiment_report(folder: Path, *, console=None) -> Path:
     return write_document(document, folder)
 
 
+def experiment_reading(folder: Path) -> Section | None:
+    """The report's "What the sweep says" of an experiment folder (for the console at a sweep's end)."""
+    experiment = ExperimentFolder(folder)
+    rows, run_dirs = experiment.results, experiment.run_dirs
+    case_rows = collect_case_rows(rows, locate=lambda r: run_dirs[r["run"]])
+    methods = list(dict.fromkeys(m for m, _ in group_results(rows, experiment.info.get("methods", ()))))
+    return reading_section(case_rows, methods, variants_from_info(experiment.info))
+
+
 def _val_cases(run_dirs: Iterable[Path]) -> int | None:
     """Distinct val cases over the runs whose split can be read (with folds, all folds' together)."""
     cases: set[str] = set()
