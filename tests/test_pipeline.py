@@ -214,6 +214,32 @@ def test_pool_fraction_trains_on_the_most_confident_cases_only(cohort, ours_run,
     assert (run / "report_pool.png").is_file()
 
 
+def test_train_strong_views_reach_every_phase_of_a_run(cohort, ours_run, tmp_path, monkeypatch):
+    """train.strong_views=1: the teacher and each stage of ours-control train on strong views of
+    every labeled patch (the control continues the teacher's training as it was)."""
+    from brats_ssl.data import strong_views
+    from brats_ssl.run import phase
+
+    wrapped, views = [], []
+
+    def recording_wrapper(loss_fn, probability, *, seed, stream):
+        wrapped.append((stream, probability))
+        return strong_views.with_strong_labeled_views(loss_fn, probability, seed=seed, stream=stream)
+
+    def counting(images, probability, generator):
+        views.append(images.shape[0])
+        return strong_view_some(images, probability, generator)
+
+    strong_view_some = strong_views.strong_view_some
+    monkeypatch.setattr(phase, "with_strong_labeled_views", recording_wrapper)
+    monkeypatch.setattr(strong_views, "strong_view_some", counting)
+    _, data = cohort
+    args = ["--split", ours_run / "split.json", "--method", "ours-control", "--set", "train.strong_views=1"]
+    assert run_cli("train", data, "-o", tmp_path / "control", *args, *TINY) == 0
+    assert wrapped == [("teacher", 1.0), ("stage_1", 1.0), ("stage_2", 1.0)]
+    assert len(views) == 3 * 3 and set(views) == {2}  # 3 steps per phase, both labeled patches of each
+
+
 @pytest.mark.parametrize("share", [None, "0"])
 def test_labeled_extra_share_mixes_true_labeled_and_pseudo_labeled_extra_patches(
     cohort, ours_run, tmp_path, monkeypatch, share

@@ -58,9 +58,9 @@ class TrainConfig:
     loss: str = "dice_ce"  # dice_ce | region (sigmoid Dice + BCE on WT/TC/ET)
     foreground_fraction: float = 0.33  # share of patches centred on tumour
     augment: bool = True
-    # The probability that a labeled patch of the supervised (teacher) phase is shown as its strong
-    # view (data/strong_views.py: contrast, gamma, blur, noise, cut-out, a modality blanked), as
-    # ours' student sees its extra patches; 0: the training augmentation alone (runs made before).
+    # The probability that a labeled patch is shown as its strong view (data/strong_views.py:
+    # contrast, gamma, blur, noise, cut-out, a modality blanked) in every phase - the teacher, ours'
+    # stages and its controls, the baselines; 0: the training augmentation alone (runs made before).
     strong_views: float = 0.0
     val_every: int = 250
     checkpoint_every: int = 100  # steps between last checkpoints (besides every validation and the end)

@@ -14,10 +14,15 @@ smoothing and numpy noise), more than a training step.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from brats_ssl.engine.trainer import LossFn
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,28 @@ def strong_view_some(images: torch.Tensor, probability: float, generator: torch.
     out = images.clone()
     out[chosen] = strong_view(images[chosen], generator)
     return out
+
+
+def with_strong_labeled_views(loss_fn: LossFn, probability: float, *, seed: int, stream: str) -> LossFn:
+    """``loss_fn`` fed each labeled patch of its batch (``kind`` LABELED) as its strong view with
+    ``probability`` (``train.strong_views``), labels unchanged; pseudo-labeled and unlabeled patches
+    are left to the loss (ours' student makes their strong views itself, from their weak ones).
+    The draws are a function of (seed, phase, step), so a resumed phase sees the views an
+    uninterrupted one would."""
+    if probability <= 0:
+        return loss_fn
+    from brats_ssl.data.batches import LABELED
+    from brats_ssl.engine.trainer import step_seed
+
+    stream_id = zlib.crc32(stream.encode())
+
+    def wrapped(model, batch: dict[str, torch.Tensor], step: int):
+        labeled = batch["kind"] == LABELED
+        if bool(labeled.any()):
+            generator = torch.Generator().manual_seed((step_seed(seed, step, 11) + stream_id) % 2**63)
+            image = batch["image"].clone()
+            image[labeled] = strong_view_some(batch["image"][labeled], probability, generator)
+            batch = {**batch, "image": image}
+        return loss_fn(model, batch, step)
+
+    return wrapped

@@ -20,6 +20,7 @@ from brats_ssl.data.batches import BatchBuilder, Pool, batch_loader
 from brats_ssl.data.conventions import REGIONS
 from brats_ssl.data.io import read_seg, write_label_map
 from brats_ssl.data.preprocess import restore_probabilities
+from brats_ssl.data.strong_views import with_strong_labeled_views
 from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import LAST_CHECKPOINT, load_model_weights
 from brats_ssl.engine.device import to_memory_format
@@ -151,6 +152,8 @@ def train_phase(
         rank=distributed.rank(),
         world=distributed.world_size(),
     )
+    # train.strong_views: the labeled patches of every phase, so a control continues the teacher's training as it was
+    loss_fn = with_strong_labeled_views(loss_fn, cfg.train.strong_views, seed=cfg.seed, stream=name)
     trainer = Trainer(
         model=model,
         loss_fn=loss_fn,
@@ -184,21 +187,12 @@ def final_weights(ctx: RunContext, name: str) -> Path:
     return ctx.run_dir / name / LAST_CHECKPOINT
 
 
-def supervised_loss_fn(kind: str, *, strong_views: float = 0.0, seed: int = 0) -> LossFn:
-    """Dice + CE (or the region loss) on the labeled batch. ``strong_views``: the probability that a
-    patch is shown as its strong view (``train.strong_views``), drawn per step from ``seed`` so a
-    resumed phase sees the views an uninterrupted one would."""
-    from brats_ssl.data.strong_views import strong_view_some
-    from brats_ssl.engine.trainer import step_seed
+def supervised_loss_fn(kind: str) -> LossFn:
     from brats_ssl.losses import SupervisedLoss
 
     criterion = SupervisedLoss(kind)
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor], step: int):
-        image = batch["image"]
-        if strong_views > 0:
-            generator = torch.Generator().manual_seed(step_seed(seed, step, 11))
-            image = strong_view_some(image, strong_views, generator)
-        return criterion(model(image), batch["label"]), {}
+        return criterion(model(batch["image"]), batch["label"]), {}
 
     return loss_fn

@@ -14,10 +14,10 @@ TEACHER_PHASE = "teacher"
 def train_teacher(ctx: RunContext) -> PhaseResult:
     """Supervised training on the labeled cases: the teacher of every semi-supervised method.
     Its final model (last checkpoint) comes back loaded, ready for labelling."""
-    train = ctx.config.train
-    pools = [Pool(ctx.labeled_items(), train.batch_size, LABELED)]
-    loss_fn = supervised_loss_fn(train.loss, strong_views=train.strong_views, seed=ctx.config.seed)
-    return train_phase(ctx, TEACHER_PHASE, pools=pools, loss_fn=loss_fn, steps=train.steps)
+    pools = [Pool(ctx.labeled_items(), ctx.config.train.batch_size, LABELED)]
+    return train_phase(
+        ctx, TEACHER_PHASE, pools=pools, loss_fn=supervised_loss_fn(ctx.config.train.loss), steps=ctx.config.train.steps
+    )
 
 
 def run_supervised(ctx: RunContext) -> MethodResult:

@@ -1,6 +1,4 @@
-"""train.strong_views: the supervised (teacher) phase shown strong views of its labeled patches."""
-
-from types import SimpleNamespace
+"""train.strong_views: labeled patches shown as their strong views, in every training phase."""
 
 import pytest
 import torch
@@ -8,18 +6,18 @@ import yaml
 from torch import nn
 
 from brats_ssl import config as config_lib
-from brats_ssl.data.strong_views import strong_view_some
+from brats_ssl.data.batches import LABELED, PSEUDO
+from brats_ssl.data.strong_views import strong_view_some, with_strong_labeled_views
 from brats_ssl.errors import BadInputError
 from brats_ssl.run.phase import supervised_loss_fn
-from brats_ssl.ssl import teacher as teacher_lib
 
 
-def _batch(patches=6, seed=0):
+def _batch(kinds=(LABELED, PSEUDO, LABELED, LABELED, PSEUDO, LABELED), seed=0):
     g = torch.Generator().manual_seed(seed)
-    image = torch.randn((patches, 4, 12, 12, 10), generator=g)
+    image = torch.randn((len(kinds), 4, 12, 12, 10), generator=g)
     image[:, :, :3] = 0  # outside the brain
-    label = torch.randint(0, 4, (patches, 12, 12, 10), generator=g)
-    return {"image": image, "label": label}
+    label = torch.randint(0, 4, (len(kinds), 12, 12, 10), generator=g)
+    return {"image": image, "label": label, "kind": torch.tensor(kinds)}
 
 
 class Recorder(nn.Module):
@@ -40,7 +38,7 @@ def _changed(seen, image):
 
 
 def test_strong_view_some_replaces_some_patches_by_their_strong_view_and_leaves_the_rest():
-    images = _batch(patches=8)["image"]
+    images = _batch(kinds=(LABELED,) * 8)["image"]
     out = strong_view_some(images, 0.5, torch.Generator().manual_seed(1))
     changed = _changed(out, images)
     assert 0 < sum(changed) < len(changed)  # seed 1 draws both kinds
@@ -50,23 +48,25 @@ def test_strong_view_some_replaces_some_patches_by_their_strong_view_and_leaves_
     assert all(_changed(strong_view_some(images, 1.0, torch.Generator().manual_seed(1)), images))
 
 
-def test_the_supervised_loss_trains_on_strong_views_drawn_per_step():
+def test_labeled_patches_are_seen_as_strong_views_drawn_per_phase_and_step():
     batch, model = _batch(), Recorder()
-    plain = supervised_loss_fn("dice_ce")
-    plain(model, batch, 5)
-    assert torch.equal(model.seen, batch["image"])
-
-    strong = supervised_loss_fn("dice_ce", strong_views=1.0, seed=3)
-    loss, _ = strong(model, batch, 5)
+    inner = supervised_loss_fn("dice_ce")
+    assert with_strong_labeled_views(inner, 0.0, seed=3, stream="teacher") is inner
+    loss_fn = with_strong_labeled_views(inner, 1.0, seed=3, stream="teacher")
+    loss, _ = loss_fn(model, batch, 5)
     first = model.seen
-    assert all(_changed(first, batch["image"])) and torch.isfinite(loss)
-    strong(model, batch, 5)  # a resumed phase redraws the same views at the same step
+    labeled = (batch["kind"] == LABELED).tolist()
+    assert _changed(first, batch["image"]) == labeled  # every labeled patch, no pseudo-labeled one
+    assert torch.isfinite(loss)
+    loss_fn(model, batch, 5)  # a resumed phase redraws the same views at the same step
     assert torch.equal(model.seen, first)
-    strong(model, batch, 6)
+    loss_fn(model, batch, 6)
     assert not torch.equal(model.seen, first)
+    with_strong_labeled_views(inner, 1.0, seed=3, stream="stage_1")(model, batch, 5)
+    assert not torch.equal(model.seen, first)  # another phase, other draws
     assert torch.equal(batch["image"], _batch()["image"])  # the batch itself is not changed
-    # the loss is that of the strong view against the unchanged labels
-    expected = supervised_loss_fn("dice_ce")(_FixedInput(model, first), batch, 5)[0]
+    # the loss is that of the strong views against the unchanged labels
+    expected = inner(_FixedInput(model, first), batch, 5)[0]
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
 
 
@@ -77,28 +77,6 @@ class _FixedInput(nn.Module):
 
     def forward(self, x):
         return self.model(self.image)
-
-
-def test_the_teacher_phase_uses_the_setting(monkeypatch):
-    captured = {}
-
-    def fake_train_phase(ctx, name, *, pools, loss_fn, steps):
-        captured["loss_fn"] = loss_fn
-        return name
-
-    monkeypatch.setattr(teacher_lib, "train_phase", fake_train_phase)
-    config = config_lib.preset("tiny")
-    config_lib.apply_overrides(config, ["train.strong_views=1"])
-    ctx = SimpleNamespace(config=config, labeled_items=lambda: [])
-    teacher_lib.train_teacher(ctx)
-    batch, model = _batch(), Recorder()
-    captured["loss_fn"](model, batch, 0)
-    assert all(_changed(model.seen, batch["image"]))
-
-    config_lib.apply_overrides(config, ["train.strong_views=0"])
-    teacher_lib.train_teacher(ctx)
-    captured["loss_fn"](model, batch, 0)
-    assert torch.equal(model.seen, batch["image"])
 
 
 def test_the_setting_is_a_probability_and_runs_made_before_it_keep_the_weak_views(tmp_path):
