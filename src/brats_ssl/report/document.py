@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -95,20 +96,40 @@ h1 { border-bottom: 2px solid #ccc; padding-bottom: .2em; }
 h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .6em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 3px 9px; text-align: right; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+th { background: #f2f2f2; } td.text, th.text { text-align: left; }
+code { font-size: 13px; background: #f4f4f4; padding: 0 3px; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #ddd; }
 figcaption, .caption { font-size: 13px; color: #555; font-style: italic; }
 """
 
 
-def _html_cell(cell: str | Link, tag: str) -> str:
+_NUMERIC = re.compile(r"^([+\-−]?\d|-$)")  # a number, a signed difference, or the missing mark
+
+
+def _inline(text: str) -> str:
+    """Escaped text with the report's Markdown marks kept as marks: **bold** and `code`."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _html_cell(cell: str | Link, tag: str, left: bool = False) -> str:
     inner = (
         f'<a href="{html.escape(cell.html_href)}">{html.escape(cell.text)}</a>'
         if isinstance(cell, Link)
-        else html.escape(str(cell))
+        else _inline(str(cell))
     )
-    return f"<{tag}>{inner}</{tag}>"
+    attribute = ' class="text"' if left else ""
+    return f"<{tag}{attribute}>{inner}</{tag}>"
+
+
+def _text_columns(table: Table) -> list[bool]:
+    """Columns of words (left-aligned) rather than numbers (right-aligned, the default)."""
+    return [
+        i == 0 or any(isinstance(c, Link) or not _NUMERIC.match(str(c).strip()) for c in column)
+        for i, column in enumerate(zip(*table.rows))
+    ] or [False] * len(table.headers)
 
 
 def render_html(document: Document) -> str:
@@ -123,13 +144,19 @@ def render_html(document: Document) -> str:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         for block in section.blocks:
             if isinstance(block, Table):
+                text = _text_columns(block)
                 parts.append(
-                    "<table><thead><tr>" + "".join(_html_cell(h, "th") for h in block.headers) + "</tr></thead><tbody>"
+                    "<table><thead><tr>"
+                    + "".join(_html_cell(h, "th", left) for h, left in zip(block.headers, text))
+                    + "</tr></thead><tbody>"
                 )
-                parts += ["<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>" for row in block.rows]
+                parts += [
+                    "<tr>" + "".join(_html_cell(c, "td", left) for c, left in zip(row, text)) + "</tr>"
+                    for row in block.rows
+                ]
                 parts.append("</tbody></table>")
                 if block.caption:
-                    parts.append(f'<p class="caption">{html.escape(block.caption)}</p>')
+                    parts.append(f'<p class="caption">{_inline(block.caption)}</p>')
             elif isinstance(block, Picture):
                 data = base64.b64encode(block.path.read_bytes()).decode("ascii")
                 parts.append(
@@ -137,7 +164,7 @@ def render_html(document: Document) -> str:
                     f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
                 )
             else:
-                parts.append(f"<p>{html.escape(block)}</p>")
+                parts.append(f"<p>{_inline(block)}</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
