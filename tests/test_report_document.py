@@ -16,6 +16,7 @@ def _document():
                 Link("r", "r/report.md", "r/report.html"),
             ],
             ["<script>", "-", "not shown", "x"],
+            ["mean", "", "", ""],
         ],
         caption="see `comparisons.csv`",
     )

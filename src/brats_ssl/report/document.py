@@ -125,9 +125,10 @@ def _html_cell(cell: str | Link, tag: str, left: bool = False) -> str:
 
 
 def _text_columns(table: Table) -> list[bool]:
-    """Columns of words (left-aligned) rather than numbers (right-aligned, the default)."""
+    """Columns of words (left-aligned) rather than numbers (right-aligned, the default); empty cells
+    (a value that does not apply to a row) do not decide."""
     return [
-        i == 0 or any(isinstance(c, Link) or not _NUMERIC.match(str(c).strip()) for c in column)
+        i == 0 or any(isinstance(c, Link) or (str(c).strip() and not _NUMERIC.match(str(c).strip())) for c in column)
         for i, column in enumerate(zip(*table.rows))
     ] or [False] * len(table.headers)
 
