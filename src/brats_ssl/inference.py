@@ -77,6 +77,20 @@ class VolumePrediction:
         return (self.entropy - self.expected_entropy).clamp_min(0)
 
 
+def ensemble(predictions: list[VolumePrediction]) -> VolumePrediction:
+    """Several models' predictions of one preprocessed volume as one: p̄ is the mean of their class
+    probabilities and the expected entropy the mean over every model's samples (a deterministic
+    pass's one sample has its predictive entropy), so the mutual information measures how much the
+    models and their MC samples disagree. One prediction comes back as it is."""
+    if len(predictions) == 1:
+        return predictions[0]
+    probabilities = torch.stack([p.probabilities for p in predictions]).mean(0)
+    expected = torch.stack(
+        [p.expected_entropy if p.expected_entropy is not None else p.entropy for p in predictions]
+    ).mean(0)
+    return VolumePrediction(probabilities, expected)
+
+
 def case_seed(seed: int, case_id: str) -> int:
     """Seed for a case's MC-dropout samples: the same whichever process labels it, in whatever order."""
     return (seed * 1_000_003 + zlib.crc32(case_id.encode())) % (2**63)

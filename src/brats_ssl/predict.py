@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +28,7 @@ from brats_ssl.engine import distributed
 from brats_ssl.engine.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_model_weights
 from brats_ssl.engine.device import resolve_device
 from brats_ssl.errors import BadInputError
-from brats_ssl.inference import InferenceOptions, case_seed, predict_volume
+from brats_ssl.inference import InferenceOptions, case_seed, ensemble, predict_volume
 from brats_ssl.paths import inside, safe_name
 from brats_ssl.postprocess import IDENTITY, Rule, apply_rule, load_rule
 from brats_ssl.progress import make_progress, track
@@ -98,21 +98,35 @@ def missing_cases(
     return distributed.broadcast_object(todo)
 
 
+@dataclass(frozen=True)
+class Member:
+    """One run's model in a prediction (one member, or several averaged: an ensemble)."""
+
+    run: Path
+    config: config_lib.Config
+    model: nn.Module
+    options: InferenceOptions
+
+
 def predict_case(
-    model: nn.Module,
-    config: config_lib.Config,
+    members: list[Member],
     case: CaseRef,
     out: Path,
     *,
-    options: InferenceOptions,
     device: torch.device,
     save_probabilities: bool,
     save_uncertainty: bool,
     rule: Rule = IDENTITY,
 ) -> Path:
+    """Segment one case with every member (each seeded by its own seed and the case id, so MC
+    samples do not depend on the order of cases or processes) and the mean of their probabilities."""
     loaded = load_case(case, with_seg=False)
-    pre = preprocess(loaded, PreprocessParams.from_config(config.data))
-    prediction = predict_volume(model, pre.image, options, device)
+    pre = preprocess(loaded, PreprocessParams.from_config(members[0].config.data))  # the same for every member
+    predictions = []
+    for member in members:
+        torch.manual_seed(case_seed(member.config.seed, case.case_id))
+        predictions.append(predict_volume(member.model, pre.image, member.options, device))
+    prediction = ensemble(predictions)
     probabilities = restore_probabilities(prediction.probabilities.numpy(), pre.meta)
     name = safe_name(case.case_id)
     labels = apply_rule(probabilities.argmax(0).astype(np.uint8), rule, float(np.prod(pre.meta.spacing)) / 1000)
@@ -129,11 +143,40 @@ def predict_case(
     return target
 
 
+def ensemble_rule(runs: list[Path], *, console=None) -> Rule:
+    """The post-processing rule of an ensemble: the one every run chose for its own final model;
+    none when they differ (no rule was chosen for the ensemble itself)."""
+    rules = [load_rule(run) for run in runs]
+    if all(rule == rules[0] for rule in rules):
+        return rules[0]
+    if console is not None:
+        console.print(
+            f"[yellow]note:[/] the {len(runs)} runs chose different post-processing rules for their own models "
+            f"({', '.join(sorted({r.describe() for r in rules}))}); the ensemble is written without one"
+        )
+    return IDENTITY
+
+
+def same_preprocessing(runs: list[Path], configs: list[config_lib.Config]) -> None:
+    """An ensemble averages its members' probabilities voxel by voxel of one preprocessed volume,
+    so every run must preprocess the scans alike (``data.*``)."""
+    first = asdict(PreprocessParams.from_config(configs[0].data))
+    for run, config in zip(runs[1:], configs[1:]):
+        theirs = asdict(PreprocessParams.from_config(config.data))
+        if theirs != first:
+            differ = ", ".join(f"data.{k}: {first[k]!r} vs {theirs[k]!r}" for k in first if first[k] != theirs[k])
+            raise BadInputError(
+                f"--ensemble {run}: it preprocesses scans differently from {runs[0]} ({differ}); an ensemble "
+                "averages the probabilities of one preprocessed volume, so its runs must share these settings"
+            )
+
+
 def predict_folder(
     run: Path,
     data: Path,
     out: Path,
     *,
+    ensemble_runs: list[Path] | tuple[Path, ...] = (),
     mc: int = 1,
     tta: bool = False,
     save_probabilities: bool = False,
@@ -143,28 +186,43 @@ def predict_folder(
     postprocess: bool = True,
     console=None,
 ) -> list[Path]:
-    """``postprocess``: apply the run's post-processing rule (chosen for its final model, so only
-    with ``checkpoint="final"``)."""
+    """``ensemble_runs``: more runs whose class probabilities are averaged with ``run``'s (a
+    cross-validation ensemble). ``postprocess``: apply the run's post-processing rule (chosen for
+    its final model, so only with ``checkpoint="final"``; an ensemble's: see :func:`ensemble_rule`)."""
     from brats_ssl.data.validate import require_valid
 
-    run, out = Path(run), Path(out)
+    runs = [Path(run)] + [Path(r) for r in ensemble_runs]
+    out = Path(out)
+    if len({r.resolve() for r in runs}) < len(runs):
+        raise BadInputError(f"--ensemble: a run is given twice ({', '.join(str(r) for r in runs)})")
     with distributed.session(resolve_device(device)) as torch_device, folder_lock.hold(out, console=console):
         console = distributed.quiet_unless_main(console)
-        config, model = load_run_model(run, checkpoint, torch_device)
+        loaded = [load_run_model(r, checkpoint, torch_device) for r in runs]
+        same_preprocessing(runs, [config for config, _ in loaded])
+        members = [
+            Member(r, config, model, InferenceOptions.from_config(config, mc_samples=mc, tta=tta))
+            for r, (config, model) in zip(runs, loaded)
+        ]
         cases = [c.without_seg() for c in open_dataset(data).cases]  # labels are not needed to predict
         require_valid(cases)
-        options = InferenceOptions.from_config(config, mc_samples=mc, tta=tta)
-        weights = checkpoint_path(run, checkpoint).resolve()
-        rule = load_rule(run) if postprocess and checkpoint == "final" else IDENTITY
-        settings = {
-            "run": str(run.resolve()),
-            "checkpoint": str(weights),
-            "checkpoint_bytes": weights.stat().st_size,
-            "checkpoint_mtime_ns": weights.stat().st_mtime_ns,
+        rule = IDENTITY
+        if postprocess and checkpoint == "final":
+            rule = load_rule(runs[0]) if len(runs) == 1 else ensemble_rule(runs, console=console)
+        weights = [checkpoint_path(r, checkpoint).resolve() for r in runs]
+        settings: dict = {
+            "run": str(runs[0].resolve()),
+            "checkpoint": str(weights[0]),
+            "checkpoint_bytes": weights[0].stat().st_size,
+            "checkpoint_mtime_ns": weights[0].stat().st_mtime_ns,
             "mc": mc,
             "tta": tta,
             "postprocessing": asdict(rule),
         }
+        if len(runs) > 1:  # (a one-run record stays as it was, so earlier outputs still count as done)
+            settings["ensemble"] = [
+                {"run": str(r.resolve()), "checkpoint": str(w), "checkpoint_mtime_ns": w.stat().st_mtime_ns}
+                for r, w in zip(runs[1:], weights[1:])
+            ]
 
         def outputs(case: CaseRef) -> list[Path]:
             return case_outputs(
@@ -179,15 +237,13 @@ def predict_folder(
             )
         todo = distributed.shard([c for c in cases if c.case_id in missing])
         progress = make_progress(console) if distributed.is_main() else None
+        info = f"T={mc}" + (f", {len(runs)} runs" if len(runs) > 1 else "")
         with progress if progress is not None else contextlib.nullcontext():
-            for case in track(progress, todo, description="predict", total=len(todo), info=f"T={mc}"):
-                torch.manual_seed(case_seed(config.seed, case.case_id))
+            for case in track(progress, todo, description="predict", total=len(todo), info=info):
                 predict_case(
-                    model,
-                    config,
+                    members,
                     case,
                     out,
-                    options=options,
                     device=torch_device,
                     save_probabilities=save_probabilities,
                     save_uncertainty=save_uncertainty,

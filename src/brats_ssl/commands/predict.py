@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -32,6 +33,14 @@ def predict(
         help=("Skip the run's post-processing rule (postprocessing.json; applied to the final model only)."),
     ),
     device: str = typer.Option("auto", "--device", help=options.DEVICE),
+    ensemble: List[Path] = typer.Option(
+        [],
+        "--ensemble",
+        help=(
+            "Another run whose class probabilities are averaged with RUN's (repeatable), e.g. the other folds' runs "
+            "of a cross-validation experiment. Post-processing: the rule every run chose, none when they differ."
+        ),
+    ),
 ) -> None:
     """Segment scans; writes NIfTI in each input's geometry and label convention."""
     from brats_ssl.predict import predict_folder
@@ -40,6 +49,7 @@ def predict(
         run,
         data,
         out,
+        ensemble_runs=list(ensemble),
         mc=mc,
         tta=tta,
         save_probabilities=save_probabilities,
@@ -49,4 +59,5 @@ def predict(
         postprocess=not no_postprocess,
         console=console,
     )
-    console.print(f"wrote {len(written)} segmentations to {out}")
+    what = f" (the mean of {len(ensemble) + 1} runs)" if ensemble else ""
+    console.print(f"wrote {len(written)} segmentations{what} to {out}")
