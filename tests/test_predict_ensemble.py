@@ -78,3 +78,17 @@ def test_an_ensemble_needs_distinct_runs_that_preprocess_alike(two_runs, tiny_da
     (b / "config.yaml").write_text(yaml.safe_dump(config))
     code, output = run_cli_output(["predict", a, tiny_dataset, "-o", tmp_path / "y", "--ensemble", b], capsys)
     assert code == 2 and f"--ensemble {b}" in output and f"data.crop_margin: {margin} vs {margin + 3}" in output
+
+
+def test_an_experiment_folder_is_refused_with_the_command_that_ensembles_its_folds(tmp_path, capsys):
+    from conftest import tiny_sweep
+
+    exp = tiny_sweep(tmp_path, cases=8, seed=0, folds=2, methods=["supervised"])
+    code, output = run_cli_output(["predict", exp, tmp_path / "data", "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "an experiment folder, not a run" in output and "2 finished runs" in output
+    command = output.split("`")[1].split()
+    runs = [exp / "runs" / f"supervised_fold{f}_f0.5_s0" for f in (0, 1)]
+    assert command[:5] == ["brats-ssl", "predict", str(runs[0]), "--ensemble", str(runs[1])]
+    # the command it gives works
+    code, output = run_cli_output([*command[1:5], tmp_path / "data", "-o", tmp_path / "out"], capsys)
+    assert code == 0 and "(the mean of 2 runs)" in output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -57,10 +58,32 @@ def checkpoint_path(run: Path, which: str) -> Path:
     return run / phase / (BEST_CHECKPOINT if which == "best" else LAST_CHECKPOINT)
 
 
+def not_a_run(folder: Path) -> BadInputError:
+    """The error for a folder without config.yaml; for an experiment folder it names its runs and
+    how to predict with one method's folds together (``--ensemble``)."""
+    from brats_ssl.experiment_folder import ExperimentFolder, is_experiment_folder
+
+    if not is_experiment_folder(folder):
+        return BadInputError(f"folder {folder}: not a brats-ssl run folder (no config.yaml)")
+    runs = sorted(path for path in ExperimentFolder(folder).run_dirs.values() if (path / "summary.json").is_file())
+    if not runs:
+        return BadInputError(f"folder {folder}: an experiment folder with no finished run yet; predict with a run")
+    # one method's folds: run names that differ in their fold only; the largest such group, ours first
+    groups: dict[str, list[Path]] = {}
+    for path in runs:
+        groups.setdefault(re.sub(r"_fold\d+", "", path.name), []).append(path)
+    first, *others = max(groups.values(), key=lambda g: (len(g), g[0].name.startswith("ours_")))
+    example = f"{first}" + "".join(f" --ensemble {r}" for r in others)
+    return BadInputError(
+        f"folder {folder}: an experiment folder, not a run; predict with one of its {len(runs)} finished runs, "
+        f"or with one method's runs averaged, e.g. `brats-ssl predict {example} DATA -o OUT`"
+    )
+
+
 def load_run_model(run: Path, which: str, device: torch.device) -> tuple[config_lib.Config, nn.Module]:
     run = Path(run)
     if not (run / "config.yaml").is_file():
-        raise BadInputError(f"folder {run}: not a brats-ssl run folder (no config.yaml)")
+        raise not_a_run(run)
     config = config_lib.load(run / "config.yaml", saved_run=True)
     model = build_model(config)
     load_model_weights(model, checkpoint_path(run, which), fingerprint=model_fingerprint(config))
