@@ -125,7 +125,6 @@ def missing_cases(
 class Member:
     """One run's model in a prediction (one member, or several averaged: an ensemble)."""
 
-    run: Path
     config: config_lib.Config
     model: nn.Module
     options: InferenceOptions
@@ -223,8 +222,8 @@ def predict_folder(
         loaded = [load_run_model(r, checkpoint, torch_device) for r in runs]
         same_preprocessing(runs, [config for config, _ in loaded])
         members = [
-            Member(r, config, model, InferenceOptions.from_config(config, mc_samples=mc, tta=tta))
-            for r, (config, model) in zip(runs, loaded)
+            Member(config, model, InferenceOptions.from_config(config, mc_samples=mc, tta=tta))
+            for config, model in loaded
         ]
         cases = [c.without_seg() for c in open_dataset(data).cases]  # labels are not needed to predict
         require_valid(cases)
