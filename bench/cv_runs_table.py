@@ -54,7 +54,22 @@ def saved_column(source: str) -> dict[str, float]:
 
 
 def save(data: dict[str, dict[str, float]], path: Path) -> None:
-    """Write the per-case means of every run (one column each, 4 decimals) as a CSV."""
+    """Write the per-case means of every run (one column each, 4 decimals) as a CSV. An existing
+    file is updated: a cell with no value now keeps the one it had, so that folds saved session
+    by session (the run folders of the earlier ones gone) add up to the whole sweep."""
+    if path.is_file():
+        with open(path, newline="") as handle:
+            before = list(csv.DictReader(handle))
+        old = (
+            {
+                column: {r["case"]: float(r[column]) for r in before if r[column]}
+                for column in before[0]
+                if column != "case"
+            }
+            if before
+            else {}
+        )
+        data = {m: old.get(m, {}) | data.get(m, {}) for m in dict.fromkeys([*old, *data])}
     every = sorted(set().union(*data.values()))
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -89,7 +104,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the seeds a pattern's {s} takes")
     parser.add_argument("--per-case", action="store_true")
-    parser.add_argument("--save", type=Path, help="write every run's per-case means to this CSV")
+    parser.add_argument("--save", type=Path, help="write every run's per-case means to this CSV (updated if it exists)")
     args = parser.parse_args()
     data = {
         label: case_means(pattern, args.folds, args.seeds) for label, pattern in (r.split("=", 1) for r in args.run)

@@ -100,3 +100,31 @@ def test_runs_side_by_side_give_the_same_results_as_one_after_the_other(sweep, t
         )
         assert "ours-control" in (run / "experiment.log").read_text()
     assert json.loads((side / "experiment.json").read_text())["torch_threads"] == [threads]
+
+
+def test_folds_trained_in_two_invocations_make_the_same_sweep(sweep, tmp_path_factory):
+    # `--fold 2`, then `--fold 0 --fold 1` in the same folder: the way a sweep is shared between
+    # sessions or machines; the second invocation's tables hold every fold, as one invocation's do
+    threads = json.loads((sweep / "experiment.json").read_text())["torch_threads"][0]
+    root = tmp_path_factory.mktemp("split_folds")
+    first = tiny_sweep(root, cases=9, seed=1, folds=3, only_folds=[2], threads=threads, jobs=2)
+    assert sorted(p.name for p in (first / "runs").iterdir()) == [
+        "ours-control_fold2_f0.5_s0",
+        "supervised_fold2_f0.5_s0",
+    ]
+    assert {r["fold"] for r in read_csv(first / "results.csv")} == {"2"}
+    tiny_sweep(root, cases=9, seed=1, folds=3, only_folds=[0, 1], threads=threads, jobs=2)
+
+    def scores(exp: Path) -> dict:
+        return {
+            (r["method"], r["fold"], r["case"]): (r["WT"], r["TC"], r["ET"]) for r in read_csv(exp / "per_case.csv")
+        }
+
+    assert scores(first) == scores(sweep) and len(scores(first)) == 18
+
+
+def test_a_fold_outside_the_split_is_refused(tmp_path):
+    from brats_ssl.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=r"--fold 3: folds are numbered 0 to 2 \(--folds 3\)"):
+        tiny_sweep(tmp_path, cases=9, seed=1, folds=3, only_folds=[3])

@@ -142,6 +142,7 @@ def run_experiment(
     steps: int | None,
     overrides: list[str],
     folds: int = 1,
+    only_folds: list[int] | None = None,
     selection: int = 2,
     references: list[str] | None = None,
     unlabeled: list[Path] | None = None,
@@ -152,7 +153,9 @@ def run_experiment(
 ) -> Path:
     """Run the sweep; ``jobs`` runs side by side (separate processes, ``threads`` CPU threads each,
     default: the CPUs shared out), a method that starts from the teacher after its fold's
-    supervised run."""
+    supervised run. ``only_folds`` trains those folds only (0-based, as in the run names); the
+    other folds' runs count in the tables where an earlier invocation finished them."""
+    from brats_ssl.experiment_jobs import SUMMARY_NAME
     from brats_ssl.pipeline import TrainRequest, run_training
     from brats_ssl.ssl.registry import METHODS
 
@@ -165,6 +168,8 @@ def run_experiment(
         raise BadInputError(f"--fractions {fractions}: each must be in (0, 1]")
     if selection < 0:
         raise BadInputError(f"--selection {selection}: must be at least 0")
+    if bad := [f for f in only_folds or [] if not 0 <= f < folds]:
+        raise BadInputError(f"--fold {', '.join(map(str, bad))}: folds are numbered 0 to {folds - 1} (--folds {folds})")
     if jobs < 1 or (threads is not None and threads < 1):
         raise BadInputError(f"--jobs {jobs} / --threads {threads}: each must be at least 1")
     if jobs > 1 and threads is None:
@@ -210,6 +215,8 @@ def run_experiment(
                     run_overrides = list(overrides) + (
                         [] if no_unlabeled or method not in variants else variants[method].overrides
                     )
+                    if only_folds and fold not in only_folds and not (run_dir / SUMMARY_NAME).is_file():
+                        continue  # another fold, left to another invocation (or machine)
                     same_teacher = method not in variants or variants[method].keeps_teacher
                     reuses = METHODS[base].starts_from_teacher and same_teacher and not no_unlabeled
                     request = TrainRequest(
@@ -252,7 +259,7 @@ def run_experiment(
         write_tables(out, done, references)
 
     if jobs == 1:
-        from brats_ssl.experiment_jobs import SUMMARY_NAME, time_left_text
+        from brats_ssl.experiment_jobs import time_left_text
 
         took: dict[str, list[float]] = {}  # method -> seconds of its runs trained by this invocation
         for index, run in enumerate(planned):

@@ -30,6 +30,14 @@ def experiment(
             "1: one fixed val set (--val)."
         ),
     ),
+    only_folds: List[int] = typer.Option(
+        [],
+        "--fold",
+        help=(
+            "Train only this fold of the --folds split (repeatable; 0-based, as in the run names *_fold0_*): "
+            "a sweep shared between sessions or machines. Folds finished before still count in the tables."
+        ),
+    ),
     val: float = typer.Option(
         0.2, "--val", help=("Validation fraction with --folds 1 (one fixed val set for all runs).")
     ),
@@ -96,6 +104,7 @@ def experiment(
         seeds=seeds,
         val=val,
         folds=folds,
+        only_folds=list(only_folds),
         selection=selection,
         references=references,
         preset=preset_name,
