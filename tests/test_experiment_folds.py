@@ -103,8 +103,8 @@ def test_runs_side_by_side_give_the_same_results_as_one_after_the_other(sweep, t
 
 
 def test_folds_trained_in_two_invocations_make_the_same_sweep(sweep, tmp_path_factory):
-    # `--fold 2`, then `--fold 0 --fold 1` in the same folder: the way a sweep is shared between
-    # sessions or machines; the second invocation's tables hold every fold, as one invocation's do
+    # `--fold 2`, then `--fold 0 --fold 1` in the same folder: the way a sweep is trained over
+    # several sessions; the second invocation's tables hold every fold, as one invocation's do
     threads = json.loads((sweep / "experiment.json").read_text())["torch_threads"][0]
     root = tmp_path_factory.mktemp("split_folds")
     first = tiny_sweep(root, cases=9, seed=1, folds=3, only_folds=[2], threads=threads, jobs=2)
@@ -113,6 +113,7 @@ def test_folds_trained_in_two_invocations_make_the_same_sweep(sweep, tmp_path_fa
         "supervised_fold2_f0.5_s0",
     ]
     assert {r["fold"] for r in read_csv(first / "results.csv")} == {"2"}
+    assert json.loads((first / "experiment.json").read_text())["planned_runs"] == 6  # the report's "2 of 6"
     tiny_sweep(root, cases=9, seed=1, folds=3, only_folds=[0, 1], threads=threads, jobs=2)
 
     def scores(exp: Path) -> dict:

@@ -198,6 +198,7 @@ def run_experiment(
         "torch_threads": thread_counts(out, threads if jobs > 1 else None),
     }
     planned = []
+    sweep_size = 0  # every run of the sweep, also those of folds left to another invocation
     for seed in seeds:
         for fold in range(folds):
             made = fold_splits(
@@ -215,6 +216,7 @@ def run_experiment(
                     run_overrides = list(overrides) + (
                         [] if no_unlabeled or method not in variants else variants[method].overrides
                     )
+                    sweep_size += 1
                     if only_folds and fold not in only_folds and not (run_dir / SUMMARY_NAME).is_file():
                         continue  # another fold, left to another invocation (or machine)
                     same_teacher = method not in variants or variants[method].keeps_teacher
@@ -249,7 +251,7 @@ def run_experiment(
                             ),
                         )
                     )
-    atomic.write_json(out / EXPERIMENT_JSON, settings | {"planned_runs": len(planned)})  # the report's "n of N"
+    atomic.write_json(out / EXPERIMENT_JSON, settings | {"planned_runs": sweep_size})  # the report's "n of N"
     rows: list[dict | None] = [None] * len(planned)
 
     def finished(index: int, summary: Summary, seconds: float) -> None:

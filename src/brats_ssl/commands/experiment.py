@@ -35,7 +35,7 @@ def experiment(
         "--fold",
         help=(
             "Train only this fold of the --folds split (repeatable; 0-based, as in the run names *_fold0_*): "
-            "a sweep shared between sessions or machines. Folds finished before still count in the tables."
+            "a sweep trained fold by fold over several sessions. Folds finished before still count in the tables."
         ),
     ),
     val: float = typer.Option(
