@@ -70,3 +70,7 @@ def test_time_left_takes_each_method_at_its_own_pace_and_the_others_at_the_mean(
     assert time_left_text([], [("a", 15.0)], took, jobs=1) == ", under a minute left at this pace"
     # only a run past its method's pace left: no telling, rather than "0 min"
     assert time_left([], [("b", 70.0)], took, jobs=2) is None and time_left_text([], [("b", 70.0)], took, 2) == ""
+    # a run past its pace beside others: what is left of it is unknown, so the figure is a floor
+    # (ours at 40 min with no run of its own, the mean of the others 38 min, bcp just started)
+    at_least = time_left_text(["bcp"], [("ours", 2400.0)], {"ours-control": [2280.0]}, jobs=2)
+    assert at_least == ", at least 19 min left (ours past the pace so far)"

@@ -25,6 +25,13 @@ LOG_NAME = "experiment.log"
 SUMMARY_NAME = "summary.json"  # written when a run is finished (pipeline.run_training)
 
 
+def expected_seconds(method: str, took: dict[str, list[float]]) -> float | None:
+    """What a run of ``method`` takes at the pace so far: its own runs' mean, for a method with
+    none yet the mean of every run; None before any run was trained."""
+    times = took.get(method) or [seconds for every in took.values() for seconds in every]
+    return sum(times) / len(times) if times else None
+
+
 def time_left(
     pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
 ) -> float | None:
@@ -32,29 +39,28 @@ def time_left(
     average (a method with none yet: the average of all), ``jobs`` at a time; ``pending``: the
     methods of the runs not started, ``running``: (method, seconds so far) of those running.
     None before any run was trained, and when only runs past their pace are left (no telling)."""
-    every = [seconds for times in took.values() for seconds in times]
-    if not every:
+    if not any(took.values()):
         return None
-
-    def expected(method: str) -> float:
-        times = took.get(method) or every
-        return sum(times) / len(times)
-
-    owed = [expected(m) - elapsed for m, elapsed in running]
+    owed = [(expected_seconds(m, took) or 0.0) - elapsed for m, elapsed in running]
     if not pending and all(seconds <= 0 for seconds in owed):
         return None
-    return (sum(map(expected, pending)) + sum(max(0.0, seconds) for seconds in owed)) / jobs
+    return (sum(expected_seconds(m, took) or 0.0 for m in pending) + sum(max(0.0, s) for s in owed)) / jobs
 
 
 def time_left_text(
     pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
 ) -> str:
     """A console line's ", ≈ 2 h 10 min left at this pace" (whole minutes: it is a guess); "" when
-    there is nothing to say (see :func:`time_left`)."""
+    there is nothing to say (see :func:`time_left`). A running run past its pace adds time the
+    guess cannot know, so then the line says "at least"."""
     seconds = time_left(pending, running, took, jobs)
     if seconds is None:
         return ""
+    past = [m for m, elapsed in running if elapsed >= (expected_seconds(m, took) or float("inf"))]
     hours, minutes = divmod(round(seconds / 60), 60)
+    if past:
+        amount = f"{hours} h {minutes:02d} min" if hours else f"{max(minutes, 1)} min"
+        return f", at least {amount} left ({', '.join(dict.fromkeys(past))} past the pace so far)"
     if not hours and not minutes:
         return ", under a minute left at this pace"
     return f", ≈ {f'{hours} h {minutes:02d} min' if hours else f'{minutes} min'} left at this pace"
