@@ -30,8 +30,13 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     said = console.file.getvalue()  # one line each, however long: paths are not broken
     assert said.startswith("4 runs, 2 side by side with 1 CPU thread(s) each; a run's output: RUN/experiment.log")
     assert "failed: ours-control · 0.5 labeled · seed 0 · fold 1/2: " in said and f"(log: {log})" in said
-    # the first run to finish gives the pace: the rest of the sweep's time at it
-    assert re.search(r"\(1/4 done, (≈ \d+ min|under a minute) left at this pace\) supervised · .*: finished in ", said)
+    # the first run to finish gives the pace: the rest of the sweep's time at it (a floor when the
+    # other fold's supervised run, started beside it, is past that pace already)
+    left = (
+        r"((≈ \d+ min|under a minute) left at this pace"
+        r"|(at least \d+ min left|time left unknown) \(.+ past the pace so far\))"
+    )
+    assert re.search(rf"\(1/4 done, {left}\) supervised · .*: finished in ", said)
     for fold in range(2):  # both supervised runs started before the failure and were finished, not killed
         assert (tmp_path / "exp" / "runs" / f"supervised_fold{fold}_f0.5_s0" / "summary.json").is_file()
     rows = read_csv(tmp_path / "exp" / "results.csv")
@@ -74,3 +79,6 @@ def test_time_left_takes_each_method_at_its_own_pace_and_the_others_at_the_mean(
     # (ours at 40 min with no run of its own, the mean of the others 38 min, bcp just started)
     at_least = time_left_text(["bcp"], [("ours", 2400.0)], {"ours-control": [2280.0]}, jobs=2)
     assert at_least == ", at least 19 min left (ours past the pace so far)"
+    assert time_left_text(["b"], [("a", 25.0)], {"a": [20.0], "b": [30.0]}, jobs=2) == (
+        ", time left unknown (a past the pace so far)"  # a floor of under a minute says nothing
+    )

@@ -59,8 +59,10 @@ def time_left_text(
     past = [m for m, elapsed in running if elapsed >= (expected_seconds(m, took) or float("inf"))]
     hours, minutes = divmod(round(seconds / 60), 60)
     if past:
-        amount = f"{hours} h {minutes:02d} min" if hours else f"{max(minutes, 1)} min"
-        return f", at least {amount} left ({', '.join(dict.fromkeys(past))} past the pace so far)"
+        why = f"{', '.join(dict.fromkeys(past))} past the pace so far"
+        if not hours and not minutes:
+            return f", time left unknown ({why})"
+        return f", at least {f'{hours} h {minutes:02d} min' if hours else f'{minutes} min'} left ({why})"
     if not hours and not minutes:
         return ", under a minute left at this pace"
     return f", ≈ {f'{hours} h {minutes:02d} min' if hours else f'{minutes} min'} left at this pace"
