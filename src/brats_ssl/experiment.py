@@ -218,7 +218,7 @@ def run_experiment(
                     )
                     sweep_size += 1
                     if only_folds and fold not in only_folds and not (run_dir / SUMMARY_NAME).is_file():
-                        continue  # another fold, left to another invocation (or machine)
+                        continue  # another fold, left to another invocation
                     same_teacher = method not in variants or variants[method].keeps_teacher
                     reuses = METHODS[base].starts_from_teacher and same_teacher and not no_unlabeled
                     request = TrainRequest(
