@@ -54,7 +54,9 @@ def test_a_failed_run_names_itself_and_its_log_and_the_runs_beside_it_finish_and
     tiny_sweep(tmp_path, cases=6, seed=3, folds=2, jobs=2, threads=1, console=console)
     said = console.file.getvalue()
     for fold in (1, 2):  # finished runs are said to be kept, not "started" and "finished in 0.0 min"
-        assert f"done) supervised · 0.5 labeled · seed 0 · fold {fold}/2: finished before, kept" in said
+        # and their recorded times give the pace before any run is trained again
+        pace = r"done, (≈ \d+ min|under a minute) left at this pace\)"
+        assert re.search(rf"{pace} supervised · 0.5 labeled · seed 0 · fold {fold}/2: finished before, kept", said)
         assert f"started supervised · 0.5 labeled · seed 0 · fold {fold}/2" not in said
     assert f"started ours-control · 0.5 labeled · seed 0 · fold 1/2 → {log}" in said
     assert "ours-control · 0.5 labeled · seed 0 · fold 1/2: finished in " in said
@@ -82,3 +84,34 @@ def test_time_left_takes_each_method_at_its_own_pace_and_the_others_at_the_mean(
     assert time_left_text(["b"], [("a", 25.0)], {"a": [20.0], "b": [30.0]}, jobs=2) == (
         ", time left unknown (a past the pace so far)"  # a floor of under a minute says nothing
     )
+
+
+def test_a_resumed_sweep_takes_the_kept_runs_times_at_this_invocations_pace():
+    from brats_ssl.experiment_jobs import expected_seconds, time_left
+
+    # fold 0 kept from a slower machine; here supervised has run 2x faster than it did there
+    before = {"supervised": [1400.0], "ours": [5000.0, 5400.0], "bcp": [4600.0]}
+    took = {"supervised": [700.0]}
+    assert expected_seconds("ours", took, before) == pytest.approx(2600.0)  # kept mean, at this pace
+    assert expected_seconds("supervised", took, before) == 700.0  # runs trained here come first
+    assert expected_seconds("ua-mt", took, before) == pytest.approx((700 + 2500 + 2700 + 2300) / 4)
+    pending = ["ours", "bcp", "supervised"]
+    assert time_left(pending, [("ours", 600.0)], took, 2, before) == pytest.approx((2600 + 2300 + 700 + 2000) / 2)
+    # without the kept runs every method went at supervised's pace: the guess a resumed sweep gave
+    assert time_left(pending, [("ours", 600.0)], took, 2) == pytest.approx((3 * 700 + 100) / 2)
+    # only kept runs so far (the first lines of a resumed sweep): their times as they were
+    assert time_left(["ours"], [], {}, 1, before) == pytest.approx(5200.0)
+    assert time_left(["ours"], [], {}, 1, {}) is None
+
+
+def test_a_kept_runs_time_is_its_own_phases_without_the_copied_teacher(tmp_path):
+    from brats_ssl.experiment_folder import REUSED_MARKER
+    from brats_ssl.experiment_jobs import kept_seconds
+
+    run = tmp_path / "ours_fold0"
+    for phase, seconds in (("teacher", 1400.0), ("stage_1", 2000.0), ("stage_2", 3000.0)):
+        (run / phase).mkdir(parents=True)
+        (run / phase / "done.json").write_text(f'{{"seconds": {seconds}}}')
+    (run / "teacher" / REUSED_MARKER).write_text("supervised_fold0")
+    assert kept_seconds(run) == 5000.0
+    assert kept_seconds(tmp_path / "never_trained") is None

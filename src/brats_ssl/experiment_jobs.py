@@ -16,47 +16,84 @@ import multiprocessing
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from brats_ssl.errors import BadInputError
+from brats_ssl.experiment_folder import reused_seconds, run_seconds
 
 LOG_NAME = "experiment.log"
 SUMMARY_NAME = "summary.json"  # written when a run is finished (pipeline.run_training)
 
 
-def expected_seconds(method: str, took: dict[str, list[float]]) -> float | None:
-    """What a run of ``method`` takes at the pace so far: its own runs' mean, for a method with
-    none yet the mean of every run; None before any run was trained."""
-    times = took.get(method) or [seconds for every in took.values() for seconds in every]
-    return sum(times) / len(times) if times else None
+def kept_seconds(run_dir: Path) -> float | None:
+    """What a run finished by an earlier invocation took on its own: its phases' training time, less
+    a teacher copied from its fold's supervised run (counted there); None when not recorded."""
+    own = (run_seconds(run_dir) or 0.0) - reused_seconds(run_dir)
+    return own if own > 0 else None
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _paces(took: dict[str, list[float]], before: dict[str, list[float]]) -> dict[str, list[float]]:
+    """method → its runs' seconds at this invocation's pace: the runs trained here, else the runs
+    kept from an earlier invocation, scaled by how the methods that have both compare (another
+    machine, or the same one busier); 1:1 when none has both."""
+    both = [m for m in took if took[m] and before.get(m)]
+    scale = sum(_mean(took[m]) for m in both) / sum(_mean(before[m]) for m in both) if both else 1.0
+    paces = {m: [s * scale for s in seconds] for m, seconds in before.items() if seconds}
+    return paces | {m: seconds for m, seconds in took.items() if seconds}
+
+
+def expected_seconds(
+    method: str, took: dict[str, list[float]], before: dict[str, list[float]] | None = None
+) -> float | None:
+    """What a run of ``method`` takes at the pace so far: the mean of its runs trained here (else of
+    its kept runs, see :func:`_paces`), for a method with none the mean of every run; None before
+    any run's time is known."""
+    paces = _paces(took, before or {})
+    times = paces.get(method) or [seconds for every in paces.values() for seconds in every]
+    return _mean(times) if times else None
 
 
 def time_left(
-    pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
+    pending: Sequence[str],
+    running: Sequence[tuple[str, float]],
+    took: dict[str, list[float]],
+    jobs: int,
+    before: dict[str, list[float]] | None = None,
 ) -> float | None:
-    """Seconds until a sweep ends if each method's runs take what its runs trained so far took on
-    average (a method with none yet: the average of all), ``jobs`` at a time; ``pending``: the
-    methods of the runs not started, ``running``: (method, seconds so far) of those running.
-    None before any run was trained, and when only runs past their pace are left (no telling)."""
-    if not any(took.values()):
+    """Seconds until a sweep ends if each method's runs take what its runs so far took on average
+    (:func:`expected_seconds`: ``took`` the runs trained by this invocation, ``before`` those kept from
+    an earlier one), ``jobs`` at a time; ``pending``: the methods of the runs not started,
+    ``running``: (method, seconds so far) of those running. None before any run's time is known,
+    and when only runs past their pace are left (no telling)."""
+    if not _paces(took, before or {}):
         return None
-    owed = [(expected_seconds(m, took) or 0.0) - elapsed for m, elapsed in running]
+    pace = partial(expected_seconds, took=took, before=before)
+    owed = [(pace(m) or 0.0) - elapsed for m, elapsed in running]
     if not pending and all(seconds <= 0 for seconds in owed):
         return None
-    return (sum(expected_seconds(m, took) or 0.0 for m in pending) + sum(max(0.0, s) for s in owed)) / jobs
+    return (sum(pace(m) or 0.0 for m in pending) + sum(max(0.0, s) for s in owed)) / jobs
 
 
 def time_left_text(
-    pending: Sequence[str], running: Sequence[tuple[str, float]], took: dict[str, list[float]], jobs: int
+    pending: Sequence[str],
+    running: Sequence[tuple[str, float]],
+    took: dict[str, list[float]],
+    jobs: int,
+    before: dict[str, list[float]] | None = None,
 ) -> str:
     """A console line's ", ≈ 2 h 10 min left at this pace" (whole minutes: it is a guess); "" when
     there is nothing to say (see :func:`time_left`). A running run past its pace adds time the
     guess cannot know, so then the line says "at least"."""
-    seconds = time_left(pending, running, took, jobs)
+    seconds = time_left(pending, running, took, jobs, before)
     if seconds is None:
         return ""
-    past = [m for m, elapsed in running if elapsed >= (expected_seconds(m, took) or float("inf"))]
+    past = [m for m, elapsed in running if elapsed >= (expected_seconds(m, took, before) or float("inf"))]
     hours, minutes = divmod(round(seconds / 60), 60)
     if past:
         why = f"{', '.join(dict.fromkeys(past))} past the pace so far"
@@ -122,6 +159,7 @@ def run_side_by_side(
     running: dict[Future, int] = {}
     began: dict[int, float] = {}  # run -> when it started
     took: dict[str, list[float]] = {}  # method -> seconds of its runs trained here (not kept from before)
+    before: dict[str, list[float]] = {}  # method -> seconds its kept runs took when they were trained
     failure: tuple[int, BaseException] | None = None
 
     def ready(index: int) -> bool:
@@ -155,12 +193,15 @@ def run_side_by_side(
                 finished(index, summary, seconds)
                 if index not in earlier:
                     took.setdefault(run.method, []).append(seconds)
+                elif (own := kept_seconds(run.request.run_dir)) is not None:
+                    before.setdefault(run.method, []).append(own)
                 now = time.perf_counter()
-                left = time_left_text(
-                    [planned[i].method for i in waiting],
-                    [(planned[i].method, now - began[i]) for i in running.values()],
+                left = time_left_text(  # runs finished before cost nothing, queued or being checked
+                    [planned[i].method for i in waiting if not (planned[i].request.run_dir / SUMMARY_NAME).is_file()],
+                    [(planned[i].method, now - began[i]) for i in running.values() if i not in earlier],
                     took,
                     jobs,
+                    before,
                 )
                 how = "finished before, kept" if index in earlier else f"finished in {seconds / 60:.1f} min"
                 say(f"({len(done)}/{len(planned)} done{left}) {run.title}: {how}")
