@@ -56,9 +56,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two pytest workers with one torch thread each: the tests' tiny networks gain little from a second
+# thread, and two single-threaded workers fill 2 cores without threads spinning against each other.
+# A test file runs in one worker, so its module fixtures are built once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(NNUNET_STAMP) $(NIIVUE)
 	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache src/brats_ssl/review/vendor

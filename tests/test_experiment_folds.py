@@ -76,35 +76,11 @@ def test_comparisons_are_recomputed_from_the_per_case_table(sweep):
     assert "| validation cases | 9 |" in md  # the folds' val sets together, not one fold's 3
 
 
-def test_runs_side_by_side_give_the_same_results_as_one_after_the_other(sweep, tmp_path_factory):
-    # same cohort, splits and seeds, 2 runs at a time in processes of their own, at the thread count
-    # the sequential sweep ran with: every per-case score is the same, bit for bit
-    threads = json.loads((sweep / "experiment.json").read_text())["torch_threads"][0]
-    side = tiny_sweep(tmp_path_factory.mktemp("jobs"), cases=9, seed=1, folds=3, jobs=2, threads=threads)
-
-    def scores(exp: Path) -> dict:
-        return {
-            (r["method"], r["fold"], r["case"]): (r["WT"], r["TC"], r["ET"]) for r in read_csv(exp / "per_case.csv")
-        }
-
-    assert scores(side) == scores(sweep) and len(scores(side)) == 18
-    results = read_csv(side / "results.csv")
-    assert [(r["method"], r["fold"]) for r in results] == [
-        (r["method"], r["fold"]) for r in read_csv(sweep / "results.csv")
-    ]
-    for fold in range(3):
-        run = side / "runs" / f"ours-control_fold{fold}_f0.5_s0"
-        # ours-control waited for its fold's supervised run and started from a copy of its teacher
-        assert (
-            (run / "teacher" / "reused_from.txt").read_text().strip().endswith(f"supervised_fold{fold}_f0.5_s0/teacher")
-        )
-        assert "ours-control" in (run / "experiment.log").read_text()
-    assert json.loads((side / "experiment.json").read_text())["torch_threads"] == [threads]
-
-
-def test_folds_trained_in_two_invocations_make_the_same_sweep(sweep, tmp_path_factory):
+def test_folds_trained_in_two_invocations_and_side_by_side_make_the_same_sweep(sweep, tmp_path_factory):
     # `--fold 2`, then `--fold 0 --fold 1` in the same folder: the way a sweep is trained over
-    # several sessions; the second invocation's tables hold every fold, as one invocation's do
+    # several sessions; the second invocation's tables hold every fold, as one invocation's do.
+    # Both train 2 runs at a time in processes of their own, at the thread count the sequential
+    # sweep ran with: every per-case score is the same, bit for bit.
     threads = json.loads((sweep / "experiment.json").read_text())["torch_threads"][0]
     root = tmp_path_factory.mktemp("split_folds")
     first = tiny_sweep(root, cases=9, seed=1, folds=3, only_folds=[2], threads=threads, jobs=2)
@@ -122,6 +98,18 @@ def test_folds_trained_in_two_invocations_make_the_same_sweep(sweep, tmp_path_fa
         }
 
     assert scores(first) == scores(sweep) and len(scores(first)) == 18
+    results = read_csv(first / "results.csv")
+    assert [(r["method"], r["fold"]) for r in results] == [
+        (r["method"], r["fold"]) for r in read_csv(sweep / "results.csv")
+    ]
+    for fold in range(3):
+        run = first / "runs" / f"ours-control_fold{fold}_f0.5_s0"
+        # ours-control waited for its fold's supervised run and started from a copy of its teacher
+        assert (
+            (run / "teacher" / "reused_from.txt").read_text().strip().endswith(f"supervised_fold{fold}_f0.5_s0/teacher")
+        )
+        assert "ours-control" in (run / "experiment.log").read_text()
+    assert json.loads((first / "experiment.json").read_text())["torch_threads"] == [threads]
 
 
 def test_a_fold_outside_the_split_is_refused(tmp_path):
