@@ -222,9 +222,8 @@ def test_nnunet_verifies_the_export(tiny_run, tmp_path, capsys):
     )
     assert code == 0, output
     folder = raw / "Dataset009_BraTSSSL"
-    assert (
-        json.loads((folder / "dataset.json").read_text())["numTraining"] == 7
-    )  # 3 with ground truth + 4 pseudo-labeled
+    # 3 with ground truth + 4 pseudo-labeled
+    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 7
     result = _verify(folder)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "verify_dataset_integrity Done" in result.stdout
